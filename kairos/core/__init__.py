@@ -1,0 +1,1 @@
+"""Pure core: requests, SLOs, clocks, latency models and scheduling policies (no I/O)."""

@@ -1,0 +1,50 @@
+"""Decode step time: ``t_D(B, K) = d0 + d1 * B + d2 * K``.
+
+``B`` is the batch size and ``K`` the total KV tokens the batch attends over. The linear form
+matters beyond accuracy: while a batch does not change, K grows by B every step, so step times
+form an arithmetic progression and many steps can be advanced in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeModel:
+    d0: float
+    d1: float
+    d2: float
+
+    def __post_init__(self) -> None:
+        if self.d0 <= 0 or self.d1 < 0 or self.d2 < 0:
+            raise ValueError(f"decode coefficients must be d0 > 0, d1 >= 0, d2 >= 0, got {self}")
+
+    def step_time(self, batch_size: int, kv_tokens: int) -> float:
+        return self.d0 + self.d1 * batch_size + self.d2 * kv_tokens
+
+    def steps_time(self, batch_size: int, kv_tokens: int, steps: int) -> float:
+        """Total time of ``steps`` steps of an unchanging batch (K grows by B each step)."""
+        first = self.d0 + self.d1 * batch_size + self.d2 * kv_tokens
+        # sum_{j<n} (first + d2*B*j) = n*first + d2*B*n(n-1)/2
+        return steps * first + self.d2 * batch_size * steps * (steps - 1) * 0.5
+
+    def steps_within(self, batch_size: int, kv_tokens: int, budget: float) -> int:
+        """The largest n with ``steps_time(B, K, n) <= budget`` (0 if the first step overruns)."""
+        if budget <= 0:
+            return 0
+        first = self.d0 + self.d1 * batch_size + self.d2 * kv_tokens
+        inc = self.d2 * batch_size
+        if inc <= 0:
+            n = int(budget / first)
+        else:
+            # Solve inc/2 n^2 + (first - inc/2) n - budget = 0 for its positive root.
+            b = first - 0.5 * inc
+            n = int((-b + math.sqrt(b * b + 2.0 * inc * budget)) / inc)
+        # Guard float rounding at the boundary.
+        while n > 0 and self.steps_time(batch_size, kv_tokens, n) > budget:
+            n -= 1
+        while self.steps_time(batch_size, kv_tokens, n + 1) <= budget:
+            n += 1
+        return n

@@ -1,0 +1,19 @@
+"""KV transfer time: ``t_KV(L) = delta0 + L * bytes_per_token / bandwidth``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KVTransferModel:
+    delta0: float
+    bytes_per_token: int
+    bandwidth: float  # bytes per second
+
+    def __post_init__(self) -> None:
+        if self.delta0 < 0 or self.bytes_per_token <= 0 or self.bandwidth <= 0:
+            raise ValueError(f"invalid KV transfer model {self}")
+
+    def time(self, tokens: int) -> float:
+        return self.delta0 + tokens * self.bytes_per_token / self.bandwidth
