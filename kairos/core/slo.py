@@ -15,7 +15,9 @@ class SLO:
     def __post_init__(self) -> None:
         for name, value in (("ttft", self.ttft), ("tpot", self.tpot)):
             if not value > 0 or value == float("inf"):
-                raise ValueError(f"SLO {name} must be a positive finite number of seconds, got {value!r}")
+                raise ValueError(
+                    f"SLO {name} must be a positive finite number of seconds, got {value!r}"
+                )
 
     def scaled(self, factor: float) -> SLO:
         """The same SLO made looser (factor > 1) or tighter (factor < 1)."""

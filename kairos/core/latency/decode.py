@@ -7,8 +7,9 @@ form an arithmetic progression and many steps can be advanced in closed form.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from kairos.core.latency.arith import run_time, steps_within
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,25 +27,8 @@ class DecodeModel:
 
     def steps_time(self, batch_size: int, kv_tokens: int, steps: int) -> float:
         """Total time of ``steps`` steps of an unchanging batch (K grows by B each step)."""
-        first = self.d0 + self.d1 * batch_size + self.d2 * kv_tokens
-        # sum_{j<n} (first + d2*B*j) = n*first + d2*B*n(n-1)/2
-        return steps * first + self.d2 * batch_size * steps * (steps - 1) * 0.5
+        return run_time(self.step_time(batch_size, kv_tokens), self.d2 * batch_size, steps)
 
     def steps_within(self, batch_size: int, kv_tokens: int, budget: float) -> int:
         """The largest n with ``steps_time(B, K, n) <= budget`` (0 if the first step overruns)."""
-        if budget <= 0:
-            return 0
-        first = self.d0 + self.d1 * batch_size + self.d2 * kv_tokens
-        inc = self.d2 * batch_size
-        if inc <= 0:
-            n = int(budget / first)
-        else:
-            # Solve inc/2 n^2 + (first - inc/2) n - budget = 0 for its positive root.
-            b = first - 0.5 * inc
-            n = int((-b + math.sqrt(b * b + 2.0 * inc * budget)) / inc)
-        # Guard float rounding at the boundary.
-        while n > 0 and self.steps_time(batch_size, kv_tokens, n) > budget:
-            n -= 1
-        while self.steps_time(batch_size, kv_tokens, n + 1) <= budget:
-            n += 1
-        return n
+        return steps_within(self.step_time(batch_size, kv_tokens), self.d2 * batch_size, budget)

@@ -1,0 +1,1 @@
+"""One module per ``kairos`` subcommand: argument parsing into configs, then the run."""

@@ -1,0 +1,205 @@
+"""The simulated cluster: a global prefill queue, N_P prefill and N_D decode instances.
+
+The cluster only carries out decisions: the prefill policy picks every batch, the decode
+policy picks placement, admissions and preemptions. Only the workers here read the true
+output lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from kairos.core.latency.predictor import Predictor
+from kairos.core.latency.profile import Profile
+from kairos.core.policies.base import DecodePolicy, PrefillPolicy
+from kairos.core.request import Request, RequestState
+from kairos.sim.config import ClusterConfig
+from kairos.sim.decode_instance import DecodeInstance, PolicyContractError
+from kairos.sim.events import DECODE_BOUNDARY, KV_DONE, PREFILL_DONE, EventQueue
+from kairos.sim.kv_link import KVLink
+from kairos.sim.prefill_instance import PrefillInstance
+from kairos.sim.queues import RequestQueue
+from kairos.sim.truth import Truth
+
+
+class Cluster:
+    def __init__(
+        self,
+        profile: Profile,
+        config: ClusterConfig,
+        prefill_policy: PrefillPolicy,
+        decode_policy: DecodePolicy,
+        predictor: Predictor,
+        true_output: list[int],
+    ) -> None:
+        self.profile = profile
+        self.config = config
+        self.prefill_policy = prefill_policy
+        self.decode_policy = decode_policy
+        self.predictor = predictor
+        self.events = EventQueue()
+        self.truth = Truth(
+            profile, predictor, noise=config.noise, scale=config.truth_scale, seed=config.seed
+        )
+        self.queue = RequestQueue()
+        self.errors: dict[int, str] = {}
+        self.prefill = [
+            PrefillInstance(
+                i,
+                self.queue,
+                kv_capacity_tokens=profile.kv_capacity_tokens,
+                max_batch_tokens=config.max_prefill_batch_tokens
+                or profile.max_prefill_batch_tokens,
+                max_batch_requests=config.max_prefill_batch_requests,
+            )
+            for i in range(config.prefill_instances)
+        ]
+        self.decode = [
+            DecodeInstance(
+                i,
+                kv_capacity_tokens=profile.kv_capacity_tokens,
+                max_batch_size=config.max_decode_batch_size or profile.max_decode_batch_size,
+                link=KVLink(profile.kv_transfer),
+                truth=self.truth,
+                events=self.events,
+                policy=decode_policy,
+                true_output=true_output,
+            )
+            for i in range(config.decode_instances)
+        ]
+        self._true_output = true_output
+        # The largest prompt the cluster can ever hold; anything longer is rejected at once.
+        self.max_prompt = min(profile.max_context_tokens, profile.kv_capacity_tokens)
+
+    def run(
+        self,
+        requests: Sequence[Request],
+        progress: Callable[[int], None] | None = None,
+        on_event: Callable[[float, Cluster], None] | None = None,
+    ) -> float:
+        """Simulate until every request is done; returns the time of the last event.
+
+        ``on_event(now, cluster)`` runs after every event: tests use it to check invariants.
+        """
+        events = self.events
+        pop = events.pop
+        handlers = {
+            KV_DONE: self._on_kv_done,
+            PREFILL_DONE: self._on_prefill_done,
+            DECODE_BOUNDARY: self._on_boundary,
+        }
+        i, n = 0, len(requests)
+        now = 0.0
+        while True:
+            t_event = events.peek_time()
+            if i < n and requests[i].arrival < t_event:
+                now = requests[i].arrival
+                self._on_arrival(requests[i], now)
+                i += 1
+                if on_event is not None:
+                    on_event(now, self)
+                if progress is not None and i % 1000 == 0:
+                    progress(1000)
+                continue
+            if not len(events):
+                break
+            now, kind, _, a, b = pop()
+            handlers[kind](now, a, b)
+            if on_event is not None:
+                on_event(now, self)
+        if progress is not None:
+            progress(n % 1000)
+        self._fail_leftovers(requests)
+        return now
+
+    # --- prefill side ------------------------------------------------------------------------
+    def _on_arrival(self, r: Request, now: float) -> None:
+        if r.prompt_tokens > self.max_prompt:
+            r.state = RequestState.REJECTED
+            self.errors[r.id] = (
+                f"prompt of {r.prompt_tokens} tokens exceeds the limit of {self.max_prompt}"
+            )
+            return
+        self.queue.append(r, r.prompt_tokens)
+        for inst in self.prefill:
+            if not inst.busy:
+                self._try_prefill(inst, now)
+                if not self.queue:
+                    break
+
+    def _try_prefill(self, inst: PrefillInstance, now: float) -> None:
+        if inst.busy or not self.queue:
+            return
+        decision = self.prefill_policy.schedule(inst, now)
+        for r in decision.reject:
+            self.queue.remove(r, r.prompt_tokens)
+            r.state = RequestState.REJECTED
+            self.errors[r.id] = f"rejected by prefill policy {self.prefill_policy.name!r}"
+        if not decision.batch:
+            return
+        s = s2 = 0
+        for r in decision.batch:
+            self.queue.remove(r, r.prompt_tokens)
+            u = r.prompt_tokens - r.cached_tokens
+            s += u
+            s2 += u * u
+            inst.kv_used += r.prompt_tokens
+            r.state = RequestState.PREFILLING
+            r.prefill_start = now
+            r.prefill_instance = inst.instance_id
+        if inst.kv_used > inst.kv_capacity_tokens:
+            raise PolicyContractError(
+                f"prefill policy {self.prefill_policy.name!r} overfilled the KV memory of "
+                f"prefill instance {inst.instance_id}"
+            )
+        duration = self.truth.prefill_time(s, s2)
+        predicted = self.predictor.prefill_time(s, s2)
+        for r in decision.batch:
+            r.predicted_prefill = predicted
+        inst.busy = True
+        inst.batch = decision.batch
+        inst.batches += 1
+        inst.busy_time += duration
+        self.events.push(now + duration, PREFILL_DONE, inst, (duration, s, s2))
+
+    def _on_prefill_done(
+        self, now: float, inst: PrefillInstance, info: tuple[float, int, int]
+    ) -> None:
+        duration, s, s2 = info
+        self.predictor.observe_prefill(duration, s, s2)
+        batch, inst.batch = inst.batch, []
+        inst.busy = False
+        views = self.decode
+        for r in batch:
+            r.prefill_end = r.first_token = now
+            r.output_tokens = 1  # the prefill emits the first token
+            if self._true_output[r.id] == 1:
+                inst.kv_used -= r.prompt_tokens
+                r.finish = now
+                r.state = RequestState.FINISHED
+                continue
+            d = self.decode_policy.place(r, views, now)
+            r.decode_instance = d
+            views[d].enqueue(r, now)
+        self._try_prefill(inst, now)
+
+    # --- decode side -------------------------------------------------------------------------
+    def _on_kv_done(self, now: float, inst: DecodeInstance, r: Request) -> None:
+        if r.kv_end is None:  # first pull: the prefill instance can drop its copy
+            r.kv_end = now
+            assert r.prefill_instance is not None
+            source = self.prefill[r.prefill_instance]
+            source.kv_used -= r.prompt_tokens
+            self._try_prefill(source, now)
+        inst.kv_landed(r, now)
+
+    def _on_boundary(self, now: float, inst: DecodeInstance, info: tuple[int, int]) -> None:
+        version, n = info
+        if version == inst.version:
+            inst.boundary(now, n)
+
+    def _fail_leftovers(self, requests: Sequence[Request]) -> None:
+        for r in requests:
+            if not r.state.is_terminal:
+                self.errors[r.id] = f"never completed (left in state {r.state.name})"
+                r.state = RequestState.FAILED

@@ -1,0 +1,43 @@
+"""Waiting queues with O(1) removal from anywhere, iterated in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kairos.core.request import Request
+
+
+class RequestQueue:
+    """Insertion-ordered requests; preempted ones re-enter at the front (vLLM's rule)."""
+
+    __slots__ = ("_front", "_main", "tokens")
+
+    def __init__(self) -> None:
+        self._front: dict[int, Request] = {}
+        self._main: dict[int, Request] = {}
+        self.tokens = 0  # total context of the queued requests
+
+    def append(self, r: Request, context: int) -> None:
+        self._main[r.id] = r
+        self.tokens += context
+
+    def append_front(self, r: Request, context: int) -> None:
+        self._front[r.id] = r
+        self.tokens += context
+
+    def remove(self, r: Request, context: int) -> None:
+        if self._front.pop(r.id, None) is None:
+            del self._main[r.id]
+        self.tokens -= context
+
+    def __iter__(self) -> Iterator[Request]:
+        if self._front:
+            yield from list(self._front.values())[::-1]
+        yield from self._main.values()
+
+    def __len__(self) -> int:
+        return len(self._front) + len(self._main)
+
+    def __contains__(self, r: object) -> bool:
+        rid = getattr(r, "id", None)
+        return rid in self._main or rid in self._front

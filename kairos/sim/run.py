@@ -1,0 +1,129 @@
+"""Run one simulation and turn its timeline into request records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kairos.core.latency.predictor import Predictor
+from kairos.core.latency.profile import Profile
+from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.core.record import FloatArray, RequestRecord
+from kairos.core.request import Request, RequestState
+from kairos.sim.cluster import Cluster
+from kairos.sim.config import ClusterConfig
+from kairos.sim.decode_instance import DecodeInstance
+
+
+@dataclass
+class SimResult:
+    records: list[RequestRecord]
+    end_time: float
+    cpu_seconds: float
+    predictor_mape: dict[str, float | None]
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+def simulate(
+    requests: Sequence[Request],
+    true_output: Sequence[int],
+    profile: Profile,
+    config: ClusterConfig,
+    *,
+    prefill_policy: str = "fcfs",
+    decode_policy: str = "fcfs",
+    policy_options: dict[str, dict[str, object]] | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_event: Callable[[float, Cluster], None] | None = None,
+) -> SimResult:
+    """Simulate ``requests`` (sorted by arrival, ids 0..n-1) on a P/D cluster."""
+    for i, r in enumerate(requests):
+        if r.id != i:
+            raise ValueError(f"request ids must be 0..n-1 in order; position {i} has id {r.id}")
+    options = policy_options or {}
+    predictor = Predictor.from_profile(profile)
+    cluster = Cluster(
+        profile,
+        config,
+        PREFILL_POLICIES.create(prefill_policy, predictor=predictor, **options.get("prefill", {})),
+        DECODE_POLICIES.create(decode_policy, predictor=predictor, **options.get("decode", {})),
+        predictor,
+        list(true_output),
+    )
+    start = time.process_time()
+    end = cluster.run(requests, progress, on_event)
+    records = build_records(requests, cluster.decode, cluster.errors)
+    cpu = time.process_time() - start
+    return SimResult(
+        records=records,
+        end_time=end,
+        cpu_seconds=cpu,
+        predictor_mape=predictor.mape(),
+        stats={
+            "prefill_batches": sum(p.batches for p in cluster.prefill),
+            "prefill_busy_s": [p.busy_time for p in cluster.prefill],
+            "decode_tokens": [d.tokens_out for d in cluster.decode],
+            "kv_transfers": sum(d.link.transfers for d in cluster.decode),
+            "preemptions": sum(r.preemptions for r in requests),
+        },
+    )
+
+
+def step_end_times(inst: DecodeInstance) -> FloatArray:
+    """End time of every step the instance ran; index k is step k (index 0 unused)."""
+    if not inst.runs:
+        return np.zeros(1)
+    runs = np.array(inst.runs, dtype=np.float64)
+    counts = runs[:, 1].astype(np.int64)
+    total = int(counts.sum())
+    # j = 1..n within each run, laid out run after run.
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    j = np.arange(1, total + 1, dtype=np.float64) - offsets
+    t0 = np.repeat(runs[:, 2], counts)
+    first = np.repeat(runs[:, 3], counts)
+    inc = np.repeat(runs[:, 4], counts)
+    out = np.empty(total + 1)
+    out[0] = 0.0
+    out[1:] = t0 + j * first + inc * j * (j - 1) * 0.5
+    return out
+
+
+def build_records(
+    requests: Sequence[Request], decode: Sequence[DecodeInstance], errors: dict[int, str]
+) -> list[RequestRecord]:
+    step_ends = [step_end_times(d) for d in decode]
+    records = []
+    for r in requests:
+        parts: list[FloatArray] = []
+        if r.first_token is not None:
+            parts.append(np.array([r.first_token]))
+        if r.decode_instance is not None:
+            ends = step_ends[r.decode_instance]
+            for lo, hi in decode[r.decode_instance].stints.get(r.id, ()):
+                parts.append(ends[lo + 1 : hi + 1])
+        times = np.concatenate(parts) if parts else np.empty(0)
+        status = {
+            RequestState.FINISHED: "finished",
+            RequestState.REJECTED: "rejected",
+        }.get(r.state, "failed")
+        records.append(
+            RequestRecord(
+                id=r.id,
+                arrival=r.arrival,
+                input_tokens=r.prompt_tokens,
+                ttft_slo=r.ttft_slo,
+                tpot_slo=r.tpot_slo,
+                status=status,
+                token_times=times,
+                prefill_instance=r.prefill_instance,
+                decode_instance=r.decode_instance,
+                preemptions=r.preemptions,
+                prefill_start=r.prefill_start,
+                predicted_prefill=r.predicted_prefill,
+                error=errors.get(r.id),
+            )
+        )
+    return records

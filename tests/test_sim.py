@@ -1,0 +1,154 @@
+"""Simulator invariants (Hypothesis), determinism, exact cases and a queueing closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kairos.core.request import RequestState
+from kairos.core.slo import SLO
+from kairos.sim import ClusterConfig, simulate
+from kairos.sim.cluster import Cluster
+from kairos.sim.workload import build_requests
+from tests.conftest import make_profile
+
+SLO_ = SLO(ttft=1.0, tpot=0.05)
+
+
+def workload(seed: int, n: int, rate: float, max_in: int, max_out: int):
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    arrivals -= arrivals[0]
+    inputs = rng.integers(1, max_in + 1, n)
+    outputs = rng.integers(1, max_out + 1, n)
+    return arrivals, inputs, outputs
+
+
+def check_invariants(last: list[float]):
+    def hook(now: float, cluster: Cluster) -> None:
+        assert now >= last[0], "simulated time went backwards"
+        last[0] = now
+        for p in cluster.prefill:
+            assert 0 <= p.kv_used <= p.kv_capacity_tokens
+        for d in cluster.decode:
+            assert 0 <= d.kv_free_tokens <= d.kv_capacity_tokens
+            assert d.kv_tokens >= 0
+            assert len(d.running) <= d.max_batch_size
+
+    return hook
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 80),
+    rate=st.floats(0.5, 200.0),
+    n_p=st.integers(1, 3),
+    n_d=st.integers(1, 3),
+    kv_capacity=st.integers(6_000, 60_000),
+    max_batch=st.integers(1, 32),
+)
+def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch):
+    arrivals, inputs, outputs = workload(seed, n, rate, 4_000, 300)
+    profile = make_profile(kv_capacity_tokens=kv_capacity, max_decode_batch_size=max_batch)
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    config = ClusterConfig(prefill_instances=n_p, decode_instances=n_d, seed=seed, noise=0.1)
+    result = simulate(requests, true_out, profile, config, on_event=check_invariants([0.0]))
+
+    assert [r.id for r in result.records] == list(range(n)), "a request was lost or duplicated"
+    for req, rec, out in zip(requests, result.records, true_out, strict=True):
+        # Nothing is silently dropped: every request ends finished, or rejected with a reason.
+        assert req.state in (RequestState.FINISHED, RequestState.REJECTED), rec
+        if req.state is RequestState.REJECTED:
+            assert rec.error and req.prompt_tokens > kv_capacity
+            continue
+        assert rec.output_tokens == out
+        t = rec.token_times
+        assert np.all(np.diff(t) > 0), "token times must strictly increase"
+        assert req.arrival <= req.prefill_start <= req.prefill_end == req.first_token == t[0]
+        if out > 1:
+            assert req.first_token <= req.kv_start <= req.kv_end <= req.decode_start <= t[1]
+        assert req.finish == t[-1]
+        # The metrics come from the timeline alone.
+        assert rec.ttft == t[0] - req.arrival
+        assert rec.tpot == (0.0 if out == 1 else (t[-1] - t[0]) / (out - 1))
+
+
+def test_same_seed_same_result_byte_for_byte(profile):
+    arrivals, inputs, outputs = workload(3, 400, 20.0, 3_000, 200)
+
+    def run():
+        requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+        config = ClusterConfig(prefill_instances=2, decode_instances=2, noise=0.2, seed=7)
+        res = simulate(requests, true_out, profile, config)
+        return [(r.to_json(), r.token_times.tobytes()) for r in res.records]
+
+    assert run() == run()
+
+
+def test_single_request_matches_closed_form(profile):
+    prompt, out = 1_000, 50
+    requests, true_out = build_requests(
+        np.array([0.0]), np.array([prompt]), np.array([out]), SLO_
+    )
+    rec = simulate(requests, true_out, profile, ClusterConfig()).records[0]
+    prefill = profile.prefill.time_one(prompt)
+    transfer = profile.kv_transfer.time(prompt + 1)
+    d = profile.decode
+    steps = [d.step_time(1, prompt + 1 + j) for j in range(out - 1)]
+    assert rec.ttft == prefill
+    np.testing.assert_allclose(rec.token_times[-1], prefill + transfer + sum(steps), rtol=1e-12)
+    np.testing.assert_allclose(rec.itl[1:], steps[1:], rtol=1e-9)
+
+
+def test_prefill_queue_matches_md1_mean_wait(profile):
+    """One prefill instance, batches of one, equal prompts, Poisson arrivals: an M/D/1 queue.
+
+    Mean wait W = rho * D / (2 * (1 - rho)) (Pollaczek-Khinchine with deterministic service).
+    """
+    n, prompt, rho = 40_000, 2_000, 0.7
+    service = profile.prefill.time_one(prompt)
+    rate = rho / service
+    rng = np.random.default_rng(11)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+    arrivals -= arrivals[0]
+    requests, true_out = build_requests(
+        arrivals, np.full(n, prompt), np.ones(n, dtype=np.int64), SLO_
+    )
+    config = ClusterConfig(max_prefill_batch_requests=1)
+    result = simulate(requests, true_out, profile, config)
+    waits = np.array([r.ttft for r in result.records]) - service
+    expected = rho * service / (2 * (1 - rho))
+    # Drop the warm-up; the standard error of the mean at this n is about 2%.
+    assert abs(waits[2_000:].mean() - expected) / expected < 0.06
+
+
+def test_decode_memory_pressure_preempts_and_still_finishes():
+    # Tight KV memory: FCFS must preempt, and every request must still finish exactly.
+    profile = make_profile(kv_capacity_tokens=5_000, max_decode_batch_size=64)
+    arrivals, inputs, outputs = workload(5, 60, 50.0, 1_500, 400)
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    result = simulate(requests, true_out, profile, ClusterConfig())
+    assert sum(r.preemptions for r in result.records) > 0
+    assert all(r.finished for r in result.records)
+    assert [r.output_tokens for r in result.records] == true_out
+
+
+def test_prompt_over_capacity_is_rejected_with_reason(profile):
+    requests, true_out = build_requests(
+        np.array([0.0, 0.1]), np.array([100_000, 10]), np.array([5, 5]), SLO_
+    )
+    records = simulate(requests, true_out, profile, ClusterConfig()).records
+    assert records[0].status == "rejected" and "100000 tokens" in records[0].error
+    assert records[1].finished
+
+
+def test_online_correction_learns_a_slower_truth(profile):
+    arrivals, inputs, outputs = workload(1, 500, 5.0, 2_000, 100)
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    config = ClusterConfig(truth_scale=1.3)
+    result = simulate(requests, true_out, profile, config)
+    # The corrected predictor converges, so its mean error is far below the 30% bias.
+    assert result.predictor_mape["prefill"] < 0.1
+    assert result.predictor_mape["decode"] < 0.1
