@@ -1,0 +1,168 @@
+"""Policy unit tests on hand-built views, and the Moore-Hodgson optimality check."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kairos.core.latency.predictor import Predictor
+from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.core.policies.moore_hodgson import moore_hodgson
+from kairos.core.request import Request
+from kairos.core.slo import SLO
+from tests.conftest import make_profile
+from tests.fakes import FakeDecodeView, FakePrefillView
+
+PROFILE = make_profile()
+
+
+def predictor() -> Predictor:
+    return Predictor.from_profile(PROFILE)
+
+
+def request(i: int, arrival: float, prompt: int, ttft: float = 1.0, tpot: float = 0.05) -> Request:
+    return Request(i, arrival, prompt, SLO(ttft, tpot))
+
+
+def max_on_time(jobs: list[tuple[float, float, int]], start: float) -> int:
+    """Brute force: the largest subset that EDF order finishes on time."""
+    for size in range(len(jobs), 0, -1):
+        for subset in itertools.combinations(jobs, size):
+            t = start
+            ok = True
+            for deadline, p, _ in sorted(subset):
+                t += p
+                ok = ok and t <= deadline
+            if ok:
+                return size
+    return 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 10.0), st.floats(0.01, 3.0)), min_size=0, max_size=8
+    )
+)
+def test_moore_hodgson_matches_brute_force(raw):
+    jobs = sorted((d, p, i) for i, (d, p) in enumerate(raw))
+    on_time, late = moore_hodgson(jobs, 0.0)
+    assert len(on_time) + len(late) == len(jobs)
+    t = 0.0
+    for deadline, p, _ in on_time:  # the kept set really is on time, in deadline order
+        t += p
+        assert t <= deadline + 1e-12
+    assert len(on_time) == max_on_time(jobs, 0.0)
+
+
+@pytest.mark.parametrize("name", ["fcfs", "sjf", "edf", "edf-relegate", "kairos"])
+def test_prefill_policies_respect_batch_limits(name):
+    policy = PREFILL_POLICIES.create(name, predictor=predictor())
+    waiting = [request(i, 0.01 * i, 3_000) for i in range(10)]
+    view = FakePrefillView(waiting, max_batch_tokens=8_000, kv_free_tokens=7_000)
+    batch = policy.schedule(view, now=0.2).batch
+    assert 1 <= len(batch) <= 2
+    assert sum(r.prompt_tokens for r in batch) <= 7_000
+
+
+def test_kairos_prefill_removes_head_of_line_blocking():
+    # A 30k-token prompt arrived first; five short prompts behind it can all still be on time.
+    long = request(0, 0.0, 30_000, ttft=1.0)
+    shorts = [request(i, 0.01, 500, ttft=0.3) for i in range(1, 6)]
+    view = FakePrefillView([long, *shorts], max_batch_tokens=16_384)
+    fcfs = PREFILL_POLICIES.create("fcfs", predictor=predictor()).schedule(view, 0.02)
+    kairos = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(view, 0.02)
+    assert fcfs.batch == [long]
+    assert set(kairos.batch) == set(shorts)
+
+
+def test_kairos_prefill_runs_hopeless_work_when_nothing_is_feasible():
+    # Work conservation: both are hopeless, the higher response ratio (the short one) goes.
+    late_long = request(0, 0.0, 8_000, ttft=0.1)
+    late_short = request(1, 0.0, 200, ttft=0.1)
+    view = FakePrefillView([late_long, late_short], max_batch_requests=1)
+    # At 0.3 s both are past their deadline but not yet old enough for the starvation guard.
+    decision = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(view, 0.3)
+    assert decision.batch == [late_short] and not decision.reject
+
+
+def test_kairos_prefill_drop_hopeless_rejects_instead():
+    late = request(0, 0.0, 8_000, ttft=0.1)
+    ok = request(1, 0.25, 200, ttft=1.0)
+    policy = PREFILL_POLICIES.create("kairos", predictor=predictor(), drop_hopeless=True)
+    decision = policy.schedule(FakePrefillView([late, ok]), 0.3)
+    assert decision.batch == [ok] and decision.reject == [late]
+
+
+def test_kairos_prefill_starvation_guard_promotes_old_requests():
+    old = request(0, 0.0, 8_000, ttft=0.5)  # waited 5 s > 4 * T
+    fresh = request(1, 4.99, 100, ttft=0.5)
+    decision = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(
+        FakePrefillView([old, fresh], max_batch_tokens=8_000), 5.0
+    )
+    assert decision.batch[0] is old
+
+
+def decode_request(i: int, prompt: int, first_token: float, tpot: float = 0.05) -> Request:
+    r = request(i, 0.0, prompt, tpot=tpot)
+    r.first_token = first_token
+    r.output_tokens = 1
+    return r
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    running=st.lists(st.integers(10, 20_000), max_size=40),
+    waiting=st.lists(st.integers(10, 20_000), min_size=1, max_size=40),
+    tpot=st.floats(0.01, 0.2),
+)
+def test_kairos_decode_packing_stays_within_step_budget(running, waiting, tpot):
+    pred = predictor()
+    policy = DECODE_POLICIES.create("kairos", predictor=pred)
+    run = [decode_request(i, n, 0.0, tpot) for i, n in enumerate(running)]
+    wait = [decode_request(100 + i, n, 0.0, tpot) for i, n in enumerate(waiting)]
+    view = FakeDecodeView(wait, run)
+    decision = policy.schedule(view, now=0.0)
+    batch = run + decision.admit
+    step = pred.decode_step_time(len(batch), sum(r.prompt_tokens + 1 for r in batch))
+    if run:
+        # Its own predictor says the grown batch meets the budget, unless nothing was admitted.
+        assert not decision.admit or step <= (1 - policy.margin) * tpot + 1e-12
+    else:
+        assert decision.admit, "an idle instance must admit someone"
+    contexts = [r.prompt_tokens for r in decision.admit]
+    assert contexts == sorted(contexts), "shortest context first"
+
+
+def test_kairos_decode_preempts_the_request_with_most_slack():
+    pred = predictor()
+    policy = DECODE_POLICIES.create("kairos", predictor=pred)
+    behind = decode_request(0, 1_000, first_token=0.0)  # 10 tokens in 1 s: behind schedule
+    ahead = decode_request(1, 1_000, first_token=0.9)  # 10 tokens in 0.1 s: well ahead
+    view = FakeDecodeView(
+        [], [behind, ahead], generated_tokens={0: 10, 1: 10}, kv_capacity_tokens=2_021
+    )
+    decision = policy.schedule(view, now=1.0)
+    assert decision.preempt == [ahead]
+
+
+@pytest.mark.parametrize("name", ["fcfs", "static-cap", "kairos"])
+def test_decode_policies_relieve_memory_pressure(name):
+    policy = DECODE_POLICIES.create(name, predictor=predictor())
+    running = [decode_request(i, 1_000, 0.0) for i in range(4)]
+    view = FakeDecodeView([], running, kv_capacity_tokens=4_005)  # 4 * 1001 used, 1 free
+    decision = policy.schedule(view, now=0.1)
+    freed = sum(r.prompt_tokens + 1 for r in decision.preempt)
+    assert view.kv_free_tokens + freed >= len(running) - len(decision.preempt)
+
+
+def test_static_cap_is_largest_batch_meeting_tpot():
+    pred = predictor()
+    policy = DECODE_POLICIES.create("static-cap", predictor=pred, typical_context=2_000)
+    cap = policy.cap(0.03, 512)
+    budget = 0.95 * 0.03
+    assert pred.decode_step_time(cap, cap * 2_000) <= budget
+    assert pred.decode_step_time(cap + 1, (cap + 1) * 2_000) > budget
