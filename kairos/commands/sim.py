@@ -116,7 +116,7 @@ def workload(args: argparse.Namespace) -> Trace:
         end = args.start + args.duration if args.duration is not None else float("inf")
         trace = slice_time(trace, args.start, end)
     if args.num_requests is not None:
-        trace = slice_count(trace, args.num_requests)
+        trace = slice_count(trace, min(args.num_requests, len(trace)))
     if args.rate_scale != 1.0:
         trace = time_scale(trace, args.rate_scale)
     if len(trace) == 0:
