@@ -58,8 +58,10 @@ def main() -> None:
     print(f"joint attainment {summary['joint_attainment']:.3f} (SLO {DEFAULT_SLO})")
     print(f"simulation CPU time (best of {args.repeat}): {best_sim:.3f} s")
     print(f"summary statistics CPU time: {best_summary:.3f} s")
-    print(f"simulated requests per CPU-second: {rate:,.0f} (target {TARGET:,}: "
-          f"{'met' if rate >= TARGET else 'NOT met'}; {rate / 313:.0f}x DistServe's simulator)")
+    print(
+        f"simulated requests per CPU-second: {rate:,.0f} (target {TARGET:,}: "
+        f"{'met' if rate >= TARGET else 'NOT met'}; {rate / 313:.0f}x DistServe's simulator)"
+    )
     total = best_sim + best_summary
     print(f"including summary statistics: {n / total:,.0f} requests per CPU-second")
 

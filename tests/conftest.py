@@ -7,9 +7,7 @@ import pytest
 from kairos.core.latency import DecodeModel, KVTransferModel, ModelSpec, PrefillModel, Profile
 
 
-def make_profile(
-    *, kv_capacity_tokens: int = 200_000, max_decode_batch_size: int = 256
-) -> Profile:
+def make_profile(*, kv_capacity_tokens: int = 200_000, max_decode_batch_size: int = 256) -> Profile:
     model = ModelSpec("test-model", layers=32, kv_heads=8, head_dim=128)
     return Profile(
         name="test",

@@ -42,11 +42,7 @@ def max_on_time(jobs: list[tuple[float, float, int]], start: float) -> int:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.floats(0.0, 10.0), st.floats(0.01, 3.0)), min_size=0, max_size=8
-    )
-)
+@given(st.lists(st.tuples(st.floats(0.0, 10.0), st.floats(0.01, 3.0)), min_size=0, max_size=8))
 def test_moore_hodgson_matches_brute_force(raw):
     jobs = sorted((d, p, i) for i, (d, p) in enumerate(raw))
     on_time, late = moore_hodgson(jobs, 0.0)

@@ -89,9 +89,7 @@ def test_same_seed_same_result_byte_for_byte(profile):
 
 def test_single_request_matches_closed_form(profile):
     prompt, out = 1_000, 50
-    requests, true_out = build_requests(
-        np.array([0.0]), np.array([prompt]), np.array([out]), SLO_
-    )
+    requests, true_out = build_requests(np.array([0.0]), np.array([prompt]), np.array([out]), SLO_)
     rec = simulate(requests, true_out, profile, ClusterConfig()).records[0]
     prefill = profile.prefill.time_one(prompt)
     transfer = profile.kv_transfer.time(prompt + 1)

@@ -216,7 +216,8 @@ def _default_window(records: Sequence[RequestRecord]) -> tuple[float, float] | N
 
 
 def _rate(count: float, duration: float | None) -> float | None:
-    return count / duration if duration is not None and duration > 0 else None
+    # A vanishing (e.g. subnormal) duration overflows to inf, which JSON cannot hold.
+    return _finite(count / duration) if duration is not None and duration > 0 else None
 
 
 def _finite(value: float | None) -> float | None:

@@ -7,6 +7,7 @@ output lengths.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 
 from kairos.core.latency.predictor import Predictor
@@ -82,29 +83,29 @@ class Cluster:
         ``on_event(now, cluster)`` runs after every event: tests use it to check invariants.
         """
         events = self.events
-        pop = events.pop
-        handlers = {
-            KV_DONE: self._on_kv_done,
-            PREFILL_DONE: self._on_prefill_done,
-            DECODE_BOUNDARY: self._on_boundary,
-        }
+        heap = events.heap
+        pop = heapq.heappop
+        on_kv_done, on_prefill_done = self._on_kv_done, self._on_prefill_done
         i, n = 0, len(requests)
         now = 0.0
         while True:
-            t_event = events.peek_time()
-            if i < n and requests[i].arrival < t_event:
+            if i < n and (not heap or requests[i].arrival < heap[0][0]):
                 now = requests[i].arrival
                 self._on_arrival(requests[i], now)
                 i += 1
-                if on_event is not None:
-                    on_event(now, self)
                 if progress is not None and i % 1000 == 0:
                     progress(1000)
-                continue
-            if not len(events):
+            elif heap:
+                now, kind, _, a, b = pop(heap)
+                if kind == DECODE_BOUNDARY:
+                    if b[0] == a.version:  # else superseded by an earlier boundary
+                        a.boundary(now, b[1])
+                elif kind == KV_DONE:
+                    on_kv_done(now, a, b)
+                else:
+                    on_prefill_done(now, a, b)
+            else:
                 break
-            now, kind, _, a, b = pop()
-            handlers[kind](now, a, b)
             if on_event is not None:
                 on_event(now, self)
         if progress is not None:
@@ -124,11 +125,11 @@ class Cluster:
         for inst in self.prefill:
             if not inst.busy:
                 self._try_prefill(inst, now)
-                if not self.queue:
+                if not self.queue.count:
                     break
 
     def _try_prefill(self, inst: PrefillInstance, now: float) -> None:
-        if inst.busy or not self.queue:
+        if inst.busy or not self.queue.count:
             return
         decision = self.prefill_policy.schedule(inst, now)
         for r in decision.reject:
@@ -192,11 +193,6 @@ class Cluster:
             source.kv_used -= r.prompt_tokens
             self._try_prefill(source, now)
         inst.kv_landed(r, now)
-
-    def _on_boundary(self, now: float, inst: DecodeInstance, info: tuple[int, int]) -> None:
-        version, n = info
-        if version == inst.version:
-            inst.boundary(now, n)
 
     def _fail_leftovers(self, requests: Sequence[Request]) -> None:
         for r in requests:

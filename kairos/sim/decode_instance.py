@@ -135,36 +135,43 @@ class DecodeInstance:
         self._events.push(t, DECODE_BOUNDARY, self, (self.version, n))
 
     def boundary(self, now: float, n: int) -> None:
-        """Advance ``n`` steps to ``now``, retire, join, ask the policy, start the next run."""
+        """Advance ``n`` steps to ``now``, retire, join, ask the policy, start the next run.
+
+        The hottest code in the simulator: sub-steps are inlined on purpose.
+        """
         self._next_n = None
-        batch = len(self._running)
+        running = self._running
         if n:
+            batch = len(running)
             first, inc = self._first, self._inc
             self.runs.append((self.step, n, self._t0, first, inc))
             tri = n * (n - 1) * 0.5
             raw_first, raw_inc = self._raw
             self._observe(n * first + inc * tri, n * raw_first + raw_inc * tri)
-            self.step += n
+            step = self.step = self.step + n
             self.kv_tokens += batch * n
             self._reserved += batch * n
             self.tokens_out += batch * n
+            # Retire everyone whose last token was this step.
+            heap = self._finish_heap
+            finish_step = self._finish_step
+            while heap and heap[0][0] <= step:
+                fs, rid = heapq.heappop(heap)
+                if finish_step.get(rid) != fs:
+                    continue  # stale entry of a preempted request
+                r = running.pop(rid)
+                del finish_step[rid]
+                self._leave(r, fs)
+                r.finish = now
+                r.state = RequestState.FINISHED
         self._t0 = now
-        self._retire(now)
-        self._join(now)
-        self._apply_policy(now)
-        self._start_run()
-
-    def _retire(self, now: float) -> None:
-        heap = self._finish_heap
-        while heap and heap[0][0] <= self.step:
-            fs, rid = heapq.heappop(heap)
-            if self._finish_step.get(rid) != fs:
-                continue  # stale entry of a preempted request
-            r = self._running.pop(rid)
-            del self._finish_step[rid]
-            self._leave(r, fs)
-            r.finish = now
-            r.state = RequestState.FINISHED
+        if self._ready:
+            self._join(now)
+        # The policy is consulted only when someone waits or memory is short.
+        if self._waiting.count or self.kv_capacity_tokens - self._reserved < len(running):
+            self._apply_policy(now)
+        if running:
+            self._start_run()
 
     def _leave(self, r: Request, until_step: int) -> None:
         join = self._join_step.pop(r.id)
@@ -188,8 +195,6 @@ class DecodeInstance:
         self._ready.clear()
 
     def _apply_policy(self, now: float) -> None:
-        if not self._waiting and self.kv_capacity_tokens - self._reserved >= len(self._running):
-            return  # nothing to decide: no one to admit, no memory pressure
         decision = self._policy.schedule(self, now)
         for r in decision.preempt:
             if r.id not in self._running:
@@ -217,8 +222,6 @@ class DecodeInstance:
 
     def _start_run(self) -> None:
         batch = len(self._running)
-        if not batch:
-            return
         heap = self._finish_heap
         finish_step = self._finish_step
         while finish_step.get(heap[0][1]) != heap[0][0]:

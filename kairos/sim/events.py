@@ -13,21 +13,22 @@ DECODE_BOUNDARY = 2
 
 
 class EventQueue:
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_seq", "heap")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int, Any, Any]] = []
+        # Public so the event loop can pop without a method call; push only through push().
+        self.heap: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
 
     def push(self, time: float, kind: int, a: Any = None, b: Any = None) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (time, kind, self._seq, a, b))
+        heapq.heappush(self.heap, (time, kind, self._seq, a, b))
 
     def pop(self) -> tuple[float, int, int, Any, Any]:
-        return heapq.heappop(self._heap)
+        return heapq.heappop(self.heap)
 
     def peek_time(self) -> float:
-        return self._heap[0][0] if self._heap else float("inf")
+        return self.heap[0][0] if self.heap else float("inf")
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)

@@ -91,24 +91,44 @@ def step_end_times(inst: DecodeInstance) -> FloatArray:
     return out
 
 
+_STATUS = {RequestState.FINISHED: "finished", RequestState.REJECTED: "rejected"}
+
+
 def build_records(
     requests: Sequence[Request], decode: Sequence[DecodeInstance], errors: dict[int, str]
 ) -> list[RequestRecord]:
-    step_ends = [step_end_times(d) for d in decode]
-    records = []
+    """One record per request; token times are gathered in one vectorised pass."""
+    # One table of every time a token can have: first tokens, then each instance's step ends.
+    firsts = np.array([np.nan if r.first_token is None else r.first_token for r in requests])
+    tables = [firsts]
+    bases = []
+    base = len(firsts)
+    for d in decode:
+        ends = step_end_times(d)
+        tables.append(ends)
+        bases.append(base)
+        base += len(ends)
+    starts: list[int] = []
+    counts: list[int] = []
     for r in requests:
-        parts: list[FloatArray] = []
         if r.first_token is not None:
-            parts.append(np.array([r.first_token]))
+            starts.append(r.id)
+            counts.append(1)
         if r.decode_instance is not None:
-            ends = step_ends[r.decode_instance]
+            b = bases[r.decode_instance] + 1
             for lo, hi in decode[r.decode_instance].stints.get(r.id, ()):
-                parts.append(ends[lo + 1 : hi + 1])
-        times = np.concatenate(parts) if parts else np.empty(0)
-        status = {
-            RequestState.FINISHED: "finished",
-            RequestState.REJECTED: "rejected",
-        }.get(r.state, "failed")
+                starts.append(b + lo)
+                counts.append(hi - lo)
+    count_arr = np.array(counts, dtype=np.int64)
+    total = int(count_arr.sum())
+    # Index i of the gathered array reads table[start_of_its_range + position_in_range].
+    first_pos = np.cumsum(count_arr) - count_arr
+    index = np.repeat(np.array(starts, dtype=np.int64) - first_pos, count_arr) + np.arange(total)
+    flat = np.concatenate(tables)[index]
+    records = []
+    pos = 0
+    for r in requests:
+        n = r.output_tokens if r.first_token is not None else 0
         records.append(
             RequestRecord(
                 id=r.id,
@@ -116,8 +136,8 @@ def build_records(
                 input_tokens=r.prompt_tokens,
                 ttft_slo=r.ttft_slo,
                 tpot_slo=r.tpot_slo,
-                status=status,
-                token_times=times,
+                status=_STATUS.get(r.state, "failed"),
+                token_times=flat[pos : pos + n],
                 prefill_instance=r.prefill_instance,
                 decode_instance=r.decode_instance,
                 preemptions=r.preemptions,
@@ -126,4 +146,6 @@ def build_records(
                 error=errors.get(r.id),
             )
         )
+        pos += n
+    assert pos == total, "token count mismatch between requests and decode stints"
     return records
