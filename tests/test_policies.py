@@ -94,12 +94,14 @@ def test_kairos_prefill_drop_hopeless_rejects_instead():
 
 
 def test_kairos_prefill_starvation_guard_promotes_old_requests():
-    old = request(0, 0.0, 8_000, ttft=0.5)  # waited 5 s > 4 * T
-    fresh = request(1, 4.99, 100, ttft=0.5)
+    old = request(0, 0.0, 2_000, ttft=0.5)  # waited 6 s > 10 * T
+    older = request(1, -0.5, 2_000, ttft=0.5)
+    fresh = request(2, 5.99, 100, ttft=0.5)
     decision = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(
-        FakePrefillView([old, fresh], max_batch_tokens=8_000), 5.0
+        FakePrefillView([older, old, fresh], max_batch_tokens=2_100), 6.0
     )
-    assert decision.batch[0] is old
+    # The oldest aged request leads; only one aged request per batch; on-time work fills in.
+    assert decision.batch == [older, fresh]
 
 
 def decode_request(i: int, prompt: int, first_token: float, tpot: float = 0.05) -> Request:
