@@ -1,0 +1,1 @@
+"""Reproducible experiments: rate and SLO sweeps, goodput search, ablation ladder, report."""

@@ -1,0 +1,97 @@
+"""Figures and ``docs/results.md`` from experiment rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kairos.experiments.sweeps import BASELINE, Row, mean_over_seeds
+
+PAPER = {"ttft_attainment": 23.9, "tpot_attainment": 27.1, "joint_attainment": 33.8}
+KAIROS = ("kairos", "kairos")
+
+
+def label(p: str, d: str) -> str:
+    return f"{p}/{d}"
+
+
+def plot_rate_sweep(rows: Sequence[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    avg = mean_over_seeds(rows, ("workload", "instances", "rate_scale", "prefill", "decode"))
+    panels = sorted({(r["workload"], r["instances"]) for r in avg})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (w, n) in zip(axes[0], panels, strict=True):
+        mine = [r for r in avg if r["workload"] == w and r["instances"] == n]
+        for pair in sorted({(r["prefill"], r["decode"]) for r in mine}):
+            pts = sorted(
+                (r["rate_scale"], r["joint_attainment"])
+                for r in mine
+                if (r["prefill"], r["decode"]) == pair
+            )
+            style = {"lw": 2.5, "color": "black"} if pair == KAIROS else {"lw": 1.2}
+            ax.plot(
+                [x for x, _ in pts],
+                [100 * y for _, y in pts],
+                marker="o",
+                ms=3,
+                label=label(*pair),
+                **style,
+            )
+        ax.set_title(f"{w}, {n}P{n}D")
+        ax.set_xlabel("rate scale (x trace rate, per instance)")
+        ax.set_ylabel("joint SLO attainment (%)")
+        ax.set_ylim(0, 101)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(x: Any, pct: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}" if pct else f"{x:.0f}"
+
+
+def operating_table(
+    rows: Sequence[Row], workload: str, instances: int, rate: float
+) -> tuple[list[str], dict[str, float]]:
+    avg = [
+        r
+        for r in mean_over_seeds(rows, ("workload", "instances", "rate_scale", "prefill", "decode"))
+        if r["workload"] == workload and r["instances"] == instances and r["rate_scale"] == rate
+    ]
+    lines = [
+        "| policy (prefill/decode) | TTFT att. % | TPOT att. % | joint att. % | "
+        "decode tok/s/inst | p99 TTFT ms | p99 TPOT ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(avg, key=lambda r: r["joint_attainment"]):
+        name = label(r["prefill"], r["decode"])
+        name = f"**{name}**" if (r["prefill"], r["decode"]) == KAIROS else name
+        lines.append(
+            f"| {name} | {_fmt(r['ttft_attainment'], True)} | {_fmt(r['tpot_attainment'], True)}"
+            f" | {_fmt(r['joint_attainment'], True)} | {_fmt(r['decode_throughput'])} | "
+            f"{_fmt(r['p99_ttft_ms'])} | {_fmt(r['p99_tpot_ms'])} |"
+        )
+    by = {(r["prefill"], r["decode"]): r for r in avg}
+    base, k = by[BASELINE], by[KAIROS]
+    best_other = max(
+        (r for p, r in by.items() if p not in (KAIROS, ("kairos", "fcfs"))),
+        key=lambda r: r["joint_attainment"],
+    )
+    gains = {f"{m}_pp": 100 * (k[m] - base[m]) for m in PAPER}
+    gains.update(
+        {f"{m}_rel": 100 * (k[m] / base[m] - 1) if base[m] else float("nan") for m in PAPER}
+    )
+    gains["decode_throughput_rel"] = 100 * (k["decode_throughput"] / base["decode_throughput"] - 1)
+    gains["vs_best_other_pp"] = 100 * (k["joint_attainment"] - best_other["joint_attainment"])
+    gains["best_other"] = label(best_other["prefill"], best_other["decode"])  # type: ignore[assignment]
+    gains["fcfs_joint"] = 100 * base["joint_attainment"]
+    return lines, gains

@@ -1,0 +1,158 @@
+"""Run every experiment and write ``docs/results.md`` with its figures and tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kairos.experiments import sweeps
+from kairos.experiments.report import PAPER, label, operating_table, plot_rate_sweep
+from kairos.experiments.sweeps import Row, mean_over_seeds
+from kairos.experiments.workloads import WORKLOADS
+
+
+def run_everything(
+    out: Path,
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    command: str,
+    log: Any = print,
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig_dir = out / "results"
+    fig_dir.mkdir(exist_ok=True)
+    log("rate sweep ...")
+    rows = sweeps.rate_sweep(workloads, instances, seeds)
+    rates = {(w, n): sweeps.operating_rate(rows, w, n) for w in workloads for n in instances}
+    log("SLO sweep ...")
+    slo_rows = sweeps.slo_sweep(workloads, {w: rates[(w, 1)] for w in workloads}, seeds)
+    log("goodput search ...")
+    good = sweeps.goodput(workloads, instances, seeds)
+    plot_rate_sweep(rows, fig_dir / "rate_sweep.png")
+    (fig_dir / "rows.json").write_text(
+        json.dumps({"rate_sweep": rows, "slo_sweep": slo_rows, "goodput": good}, indent=1)
+    )
+    text = render(rows, slo_rows, good, rates, workloads, instances, seeds, command)
+    (out / "results.md").write_text(text)
+    log(f"wrote {out / 'results.md'}")
+
+
+def render(
+    rows: list[Row],
+    slo_rows: list[Row],
+    good: list[Row],
+    rates: dict[tuple[str, int], float],
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    command: str,
+) -> str:
+    md = [
+        "# Results",
+        "",
+        f"Produced by `{command}` (deterministic; {len(seeds)} seeds = {len(seeds)} disjoint "
+        "trace windows per point, metrics averaged). Simulator, Llama-3-8B on one H100 per "
+        "instance (`llama3-8b-h100`), 5% log-normal step-time noise so the predictor has "
+        "something to learn.",
+        "",
+        "| workload | trace window | TTFT SLO | TPOT SLO |",
+        "|---|---|---:|---:|",
+    ]
+    for w in workloads:
+        wl = WORKLOADS[w]
+        md.append(
+            f"| {w} | {wl.window:.0f} s per seed | {wl.ttft * 1e3:.0f} ms | "
+            f"{wl.tpot * 1e3:.0f} ms |"
+        )
+    md += [
+        "",
+        "## Attainment against rate",
+        "",
+        "![rate sweep](results/rate_sweep.png)",
+        "",
+        "Rate scale multiplies the trace's own arrival rate (per instance pair: 2P2D sees "
+        "twice the rate of 1P1D at the same scale).",
+        "",
+    ]
+    summary = []
+    for w in workloads:
+        for n in instances:
+            lines, gains = operating_table(rows, w, n, rates[(w, n)])
+            summary.append((w, n, rates[(w, n)], gains))
+            md += [
+                f"### {w}, {n}P{n}D, at rate scale {rates[(w, n)]:g} "
+                f"(FCFS+CB joint {gains['fcfs_joint']:.1f}%)",
+                "",
+                *lines,
+                "",
+            ]
+    md += [
+        "## Gains of Kairos over FCFS + continuous batching at those loads",
+        "",
+        "| workload | config | TTFT pp (rel %) | TPOT pp (rel %) | joint pp (rel %) | "
+        "decode thr. rel % | joint vs best other baseline (pp) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w, n, _, g in summary:
+        cells = [f"{g[m + '_pp']:+.1f} ({g[m + '_rel']:+.1f})" for m in PAPER]
+        md.append(
+            f"| {w} | {n}P{n}D | {' | '.join(cells)} | "
+            f"{g['decode_throughput_rel']:+.1f} | {g['vs_best_other_pp']:+.1f} "
+            f"({g['best_other']}) |"
+        )
+    md += [
+        "",
+        "Paper (against the same baseline): TTFT +23.9, TPOT +27.1, joint +33.8, decode "
+        "throughput +19.3%.",
+        "",
+    ]
+    md += _goodput_section(good)
+    md += _slo_section(slo_rows, rates)
+    return "\n".join(md) + "\n"
+
+
+def _goodput_section(good: list[Row]) -> list[str]:
+    md = [
+        "## DistServe-style goodput (highest rate with joint attainment >= 90%)",
+        "",
+        "| workload | config | policy | goodput (req/s) | x FCFS+CB |",
+        "|---|---|---|---:|---:|",
+    ]
+    base = {
+        (g["workload"], g["instances"]): g["goodput_req_s"]
+        for g in good
+        if (g["prefill"], g["decode"]) == sweeps.BASELINE
+    }
+    for g in sorted(good, key=lambda g: (g["workload"], g["instances"], g["goodput_req_s"])):
+        b = base[(g["workload"], g["instances"])]
+        ratio = f"{g['goodput_req_s'] / b:.2f}" if b > 0 else "-"
+        md.append(
+            f"| {g['workload']} | {g['instances']}P{g['instances']}D | "
+            f"{label(g['prefill'], g['decode'])} | {g['goodput_req_s']:.2f} | {ratio} |"
+        )
+    return [*md, ""]
+
+
+def _slo_section(slo_rows: list[Row], rates: dict[tuple[str, int], float]) -> list[str]:
+    avg = mean_over_seeds(slo_rows, ("workload", "slo_scale", "prefill", "decode"))
+    pairs = sorted({(r["prefill"], r["decode"]) for r in avg})
+    md = [
+        "## SLO scale sweep (1P1D, at the operating rate; joint attainment %)",
+        "",
+        "| workload | SLO scale | " + " | ".join(label(*p) for p in pairs) + " |",
+        "|---|---:|" + "---:|" * len(pairs),
+    ]
+    for w, k in sorted({(r["workload"], r["slo_scale"]) for r in avg}):
+        cells = []
+        for p in pairs:
+            r = next(
+                x
+                for x in avg
+                if (x["workload"], x["slo_scale"], x["prefill"], x["decode"]) == (w, k, *p)
+            )
+            cells.append(f"{100 * r['joint_attainment']:.1f}")
+        md.append(f"| {w} | {k:g} | " + " | ".join(cells) + " |")
+    return [*md, ""]

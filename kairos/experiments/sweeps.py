@@ -1,0 +1,180 @@
+"""Rate sweep, SLO-scale sweep, DistServe-style goodput search and the ablation ladder."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from kairos.experiments.runner import Point, run_all
+from kairos.experiments.workloads import WORKLOADS
+
+Row = dict[str, Any]
+BASELINE = ("fcfs", "fcfs")
+PAIRS = (
+    ("fcfs", "fcfs"),
+    ("sjf", "fcfs"),
+    ("edf", "fcfs"),
+    ("edf-relegate", "fcfs"),
+    ("fcfs", "static-cap"),
+    ("edf-relegate", "static-cap"),
+    ("kairos", "fcfs"),
+    ("kairos", "kairos"),
+)
+LADDER = (
+    ("fcfs", "fcfs"),
+    ("sjf", "fcfs"),
+    ("edf", "fcfs"),
+    ("edf-relegate", "fcfs"),
+    ("kairos", "fcfs"),
+    ("kairos", "kairos"),
+)
+GOODPUT_PAIRS = (
+    ("fcfs", "fcfs"),
+    ("sjf", "fcfs"),
+    ("edf-relegate", "static-cap"),
+    ("kairos", "kairos"),
+)
+METRICS = (
+    "ttft_attainment",
+    "tpot_attainment",
+    "joint_attainment",
+    "decode_throughput",
+    "p99_ttft_ms",
+    "p99_tpot_ms",
+)
+
+
+def mean_over_seeds(rows: Sequence[Row], keys: Sequence[str]) -> list[Row]:
+    """Average the metrics of rows that differ only by seed."""
+    groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    out = []
+    for key, members in groups.items():
+        row = dict(zip(keys, key, strict=True))
+        for m in METRICS:
+            values = [x[m] for x in members if x[m] is not None]
+            row[m] = float(np.mean(values)) if values else None
+        row["seeds"] = len(members)
+        out.append(row)
+    return out
+
+
+def rate_sweep(
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    progress: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    points = [
+        Point(w, scale, p, d, instances=n, seed=s)
+        for w in workloads
+        for n in instances
+        for scale in WORKLOADS[w].rate_scales
+        for p, d in PAIRS
+        for s in seeds
+    ]
+    return _collect(points, progress)
+
+
+def slo_sweep(
+    workloads: Sequence[str],
+    rates: dict[str, float],
+    seeds: Sequence[int],
+    scales: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
+    progress: Callable[[Row], None] | None = None,
+) -> list[Row]:
+    points = [
+        Point(w, rates[w], p, d, slo_scale=k, seed=s)
+        for w in workloads
+        for k in scales
+        for p, d in PAIRS
+        for s in seeds
+    ]
+    return _collect(points, progress)
+
+
+def operating_rate(rows: Sequence[Row], workload: str, instances: int) -> float:
+    """The swept rate where FCFS + continuous batching is closest to 60% joint attainment."""
+    base = [
+        r
+        for r in mean_over_seeds(rows, ("workload", "instances", "rate_scale", "prefill", "decode"))
+        if r["workload"] == workload
+        and r["instances"] == instances
+        and (r["prefill"], r["decode"]) == BASELINE
+    ]
+    return float(min(base, key=lambda r: abs(r["joint_attainment"] - 0.6))["rate_scale"])
+
+
+def goodput(
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    iterations: int = 7,
+    target: float = 0.9,
+) -> list[Row]:
+    """Highest rate scale with mean joint attainment >= target, by bisection (in lockstep)."""
+    searches = {
+        (w, n, p, d): [0.05, 2.0 * max(WORKLOADS[w].rate_scales)]
+        for w in workloads
+        for n in instances
+        for p, d in GOODPUT_PAIRS
+    }
+    for _ in range(iterations):
+        mids = {k: (lo + hi) / 2 for k, (lo, hi) in searches.items()}
+        points = [
+            Point(w, mids[(w, n, p, d)], p, d, instances=n, seed=s)
+            for (w, n, p, d) in searches
+            for s in seeds
+        ]
+        joint: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+        for r in run_all(points):
+            joint[(r["workload"], r["instances"], r["prefill"], r["decode"])].append(
+                r["joint_attainment"]
+            )
+        for k, values in joint.items():
+            lo_hi = searches[k]
+            lo_hi[0 if np.mean(values) >= target else 1] = mids[k]
+    return [
+        {
+            "workload": w,
+            "instances": n,
+            "prefill": p,
+            "decode": d,
+            "goodput_rate_scale": lo,
+            "goodput_req_s": lo * n * _base_rate(w),
+        }
+        for (w, n, p, d), (lo, _) in searches.items()
+    ]
+
+
+def _base_rate(workload: str) -> float:
+    return WORKLOADS[workload].trace_for(0, 1.0).rate
+
+
+def ablation(
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    rates: dict[tuple[str, int], float],
+) -> list[Row]:
+    points = [
+        Point(w, rates[(w, n)], p, d, instances=n, seed=s)
+        for w in workloads
+        for n in instances
+        for p, d in LADDER
+        for s in seeds
+    ]
+    return _collect(points, None)
+
+
+def _collect(points: list[Point], progress: Callable[[Row], None] | None) -> list[Row]:
+    rows = []
+    for row in run_all(points):
+        rows.append(row)
+        if progress is not None:
+            progress(row)
+    return rows
