@@ -13,8 +13,8 @@ from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.policies.moore_hodgson import moore_hodgson
 from kairos.core.request import Request
 from kairos.core.slo import SLO
+from kairos.core.static_views import StaticDecodeView, StaticPrefillView
 from tests.conftest import make_profile
-from tests.fakes import FakeDecodeView, FakePrefillView
 
 PROFILE = make_profile()
 
@@ -58,7 +58,7 @@ def test_moore_hodgson_matches_brute_force(raw):
 def test_prefill_policies_respect_batch_limits(name):
     policy = PREFILL_POLICIES.create(name, predictor=predictor())
     waiting = [request(i, 0.01 * i, 3_000) for i in range(10)]
-    view = FakePrefillView(waiting, max_batch_tokens=8_000, kv_free_tokens=7_000)
+    view = StaticPrefillView(waiting, max_batch_tokens=8_000, kv_free_tokens=7_000)
     batch = policy.schedule(view, now=0.2).batch
     assert 1 <= len(batch) <= 2
     assert sum(r.prompt_tokens for r in batch) <= 7_000
@@ -68,7 +68,7 @@ def test_kairos_prefill_removes_head_of_line_blocking():
     # A 30k-token prompt arrived first; five short prompts behind it can all still be on time.
     long = request(0, 0.0, 30_000, ttft=1.0)
     shorts = [request(i, 0.01, 500, ttft=0.3) for i in range(1, 6)]
-    view = FakePrefillView([long, *shorts], max_batch_tokens=16_384)
+    view = StaticPrefillView([long, *shorts], max_batch_tokens=16_384)
     fcfs = PREFILL_POLICIES.create("fcfs", predictor=predictor()).schedule(view, 0.02)
     kairos = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(view, 0.02)
     assert fcfs.batch == [long]
@@ -79,7 +79,7 @@ def test_kairos_prefill_runs_hopeless_work_when_nothing_is_feasible():
     # Work conservation: both are hopeless, the higher response ratio (the short one) goes.
     late_long = request(0, 0.0, 8_000, ttft=0.1)
     late_short = request(1, 0.0, 200, ttft=0.1)
-    view = FakePrefillView([late_long, late_short], max_batch_requests=1)
+    view = StaticPrefillView([late_long, late_short], max_batch_requests=1)
     # At 0.3 s both are past their deadline but not yet old enough for the starvation guard.
     decision = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(view, 0.3)
     assert decision.batch == [late_short] and not decision.reject
@@ -89,7 +89,7 @@ def test_kairos_prefill_drop_hopeless_rejects_instead():
     late = request(0, 0.0, 8_000, ttft=0.1)
     ok = request(1, 0.25, 200, ttft=1.0)
     policy = PREFILL_POLICIES.create("kairos", predictor=predictor(), drop_hopeless=True)
-    decision = policy.schedule(FakePrefillView([late, ok]), 0.3)
+    decision = policy.schedule(StaticPrefillView([late, ok]), 0.3)
     assert decision.batch == [ok] and decision.reject == [late]
 
 
@@ -98,7 +98,7 @@ def test_kairos_prefill_starvation_guard_promotes_old_requests():
     older = request(1, -0.5, 2_000, ttft=0.5)
     fresh = request(2, 5.99, 100, ttft=0.5)
     decision = PREFILL_POLICIES.create("kairos", predictor=predictor()).schedule(
-        FakePrefillView([older, old, fresh], max_batch_tokens=2_100), 6.0
+        StaticPrefillView([older, old, fresh], max_batch_tokens=2_100), 6.0
     )
     # The oldest aged request leads; only one aged request per batch; on-time work fills in.
     assert decision.batch == [older, fresh]
@@ -122,7 +122,7 @@ def test_kairos_decode_packing_stays_within_step_budget(running, waiting, tpot):
     policy = DECODE_POLICIES.create("kairos", predictor=pred)
     run = [decode_request(i, n, 0.0, tpot) for i, n in enumerate(running)]
     wait = [decode_request(100 + i, n, 0.0, tpot) for i, n in enumerate(waiting)]
-    view = FakeDecodeView(wait, run)
+    view = StaticDecodeView(wait, run)
     decision = policy.schedule(view, now=0.0)
     batch = run + decision.admit
     step = pred.decode_step_time(len(batch), sum(r.prompt_tokens + 1 for r in batch))
@@ -140,7 +140,7 @@ def test_kairos_decode_preempts_the_request_with_most_slack():
     policy = DECODE_POLICIES.create("kairos", predictor=pred)
     behind = decode_request(0, 1_000, first_token=0.0)  # 10 tokens in 1 s: behind schedule
     ahead = decode_request(1, 1_000, first_token=0.9)  # 10 tokens in 0.1 s: well ahead
-    view = FakeDecodeView(
+    view = StaticDecodeView(
         [], [behind, ahead], generated_tokens={0: 10, 1: 10}, kv_capacity_tokens=2_021
     )
     decision = policy.schedule(view, now=1.0)
@@ -151,7 +151,7 @@ def test_kairos_decode_preempts_the_request_with_most_slack():
 def test_decode_policies_relieve_memory_pressure(name):
     policy = DECODE_POLICIES.create(name, predictor=predictor())
     running = [decode_request(i, 1_000, 0.0) for i in range(4)]
-    view = FakeDecodeView([], running, kv_capacity_tokens=4_005)  # 4 * 1001 used, 1 free
+    view = StaticDecodeView([], running, kv_capacity_tokens=4_005)  # 4 * 1001 used, 1 free
     decision = policy.schedule(view, now=0.1)
     freed = sum(r.prompt_tokens + 1 for r in decision.preempt)
     assert view.kv_free_tokens + freed >= len(running) - len(decision.preempt)

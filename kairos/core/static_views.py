@@ -1,14 +1,18 @@
-"""Hand-built views for policy unit tests (no simulator involved)."""
+"""Views over plain lists: reference implementations of the view protocols.
+
+For policy unit tests and benchmarks, and for any runtime whose state is plain lists.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from kairos.core.request import Request
 
 
 @dataclass
-class FakePrefillView:
+class StaticPrefillView:
     waiting: list[Request]
     instance_id: int = 0
     max_batch_tokens: int = 16_384
@@ -17,7 +21,7 @@ class FakePrefillView:
 
 
 @dataclass
-class FakeDecodeView:
+class StaticDecodeView:
     waiting: list[Request]
     running: list[Request] = field(default_factory=list)
     generated_tokens: dict[int, int] = field(default_factory=dict)
@@ -37,11 +41,12 @@ class FakeDecodeView:
     def _context(self, r: Request) -> int:
         return r.prompt_tokens + self.generated(r)
 
-    @property
+    # Computed once: the lists are fixed for the life of a static view.
+    @cached_property
     def kv_tokens(self) -> int:
         return sum(self._context(r) for r in self.running)
 
-    @property
+    @cached_property
     def waiting_tokens(self) -> int:
         return sum(self._context(r) for r in self.waiting)
 

@@ -1,0 +1,78 @@
+"""Scheduling cost: time per prefill decision with 1,000 queued requests, and per decode
+decision with 256 running and 1,000 waiting. Target: under 1% of the predicted step time
+being scheduled (about 200 microseconds or less).
+
+    python benchmarks/policy_overhead.py [--repeat 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from kairos.core.latency.predictor import Predictor
+from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.core.request import Request
+from kairos.core.slo import SLO
+from kairos.core.static_views import StaticDecodeView, StaticPrefillView
+from kairos.profiles import DEFAULT_PROFILE, load_profile
+from kairos.traces import load_trace
+
+
+def per_call(fn, repeat: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+    profile = load_profile(DEFAULT_PROFILE)
+    pred = Predictor.from_profile(profile)
+    trace = load_trace("azure-conv")
+    rng = np.random.default_rng(0)
+    idx = rng.choice(len(trace), 2256, replace=False)
+    lengths = trace.input_tokens[idx].tolist()
+    slo = SLO(0.5, 0.015)
+    now = 10.0
+    queued = [Request(i, now - rng.uniform(0, 1.0), lengths[i], slo) for i in range(1000)]
+    queued.sort(key=lambda r: r.arrival)
+    pview = StaticPrefillView(queued)
+    step_p = pred.prefill_time(sum(lengths[:8]), sum(n * n for n in lengths[:8]))
+
+    def decode_request(i: int) -> Request:
+        r = Request(i, 0.0, lengths[i], slo)
+        r.first_token = now - rng.uniform(0, 2.0)
+        r.output_tokens = 1
+        return r
+
+    running = [decode_request(1000 + i) for i in range(256)]
+    waiting = [decode_request(1256 + i) for i in range(1000)]
+    dview = StaticDecodeView(waiting, running, kv_capacity_tokens=10**7)
+    step_d = pred.decode_step_time(256, dview.kv_tokens)
+
+    print(f"profile {profile.name}; prefill: 1,000 queued; decode: 256 running, 1,000 waiting")
+    for name in PREFILL_POLICIES.names():
+        policy = PREFILL_POLICIES.create(name, predictor=pred)
+        t = per_call(lambda p=policy: p.schedule(pview, now), args.repeat)
+        print(
+            f"prefill {name:13s} {t * 1e6:8.1f} us per decision "
+            f"({100 * t / step_p:.2f}% of a {step_p * 1e3:.0f} ms batch)"
+        )
+    for name in DECODE_POLICIES.names():
+        policy = DECODE_POLICIES.create(name, predictor=pred)
+        t = per_call(lambda p=policy: p.schedule(dview, now), args.repeat)
+        print(
+            f"decode  {name:13s} {t * 1e6:8.1f} us per decision "
+            f"({100 * t / step_d:.2f}% of a {step_d * 1e3:.1f} ms step)"
+        )
+
+
+if __name__ == "__main__":
+    main()
