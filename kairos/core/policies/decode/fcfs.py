@@ -43,6 +43,29 @@ def most_free_memory(instances: Sequence[DecodeView]) -> int:
     return best
 
 
+def continuous_batching(view: DecodeView, batch_limit: int) -> DecodeDecision:
+    """vLLM-style: preempt newest-first on memory pressure, then admit in queue order while
+    the batch stays within ``batch_limit`` and memory (less the watermark) allows."""
+    running = view.running
+    preempt = (
+        preempt_for_growth(view, reversed(list(running)))
+        if view.kv_free_tokens < len(running)
+        else []
+    )
+    admit: list[Request] = []
+    slots = batch_limit - (len(running) - len(preempt)) - view.transferring
+    free = view.kv_free_tokens + sum(r.prompt_tokens + view.generated(r) for r in preempt)
+    free -= int(WATERMARK * view.kv_capacity_tokens)
+    for r in view.waiting:
+        need = r.prompt_tokens + view.generated(r)
+        if slots <= 0 or need > free:
+            break
+        admit.append(r)
+        free -= need
+        slots -= 1
+    return DecodeDecision(admit=admit, preempt=preempt)
+
+
 class FCFSDecode:
     name = "fcfs"
 
@@ -50,26 +73,7 @@ class FCFSDecode:
         self.predictor = predictor
 
     def schedule(self, view: DecodeView, now: float) -> DecodeDecision:
-        running = view.running
-        preempt = (
-            preempt_for_growth(view, reversed(list(running)))
-            if view.kv_free_tokens < len(running)
-            else []
-        )
-        admit: list[Request] = []
-        slots = view.max_batch_size - (len(running) - len(preempt)) - view.transferring
-        free = view.kv_free_tokens + sum(r.prompt_tokens + view.generated(r) for r in preempt)
-        free -= int(WATERMARK * view.kv_capacity_tokens)
-        for r in view.waiting:
-            if slots <= 0:
-                break
-            need = r.prompt_tokens + view.generated(r)
-            if need > free:
-                break
-            admit.append(r)
-            free -= need
-            slots -= 1
-        return DecodeDecision(admit=admit, preempt=preempt)
+        return continuous_batching(view, view.max_batch_size)
 
     def place(self, request: Request, instances: Sequence[DecodeView], now: float) -> int:
         return most_free_memory(instances)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from kairos.core.decisions import DecodeDecision
 from kairos.core.latency.predictor import Predictor
 from kairos.core.policies.base import DECODE_POLICIES
-from kairos.core.policies.decode.fcfs import WATERMARK, most_free_memory, preempt_for_growth
+from kairos.core.policies.decode.fcfs import continuous_batching, most_free_memory
 from kairos.core.request import Request
 from kairos.core.snapshot import DecodeView
 
@@ -48,29 +48,9 @@ class StaticCapDecode:
         return self._caps[key]
 
     def schedule(self, view: DecodeView, now: float) -> DecodeDecision:
-        running = view.running
-        preempt = (
-            preempt_for_growth(view, reversed(list(running)))
-            if view.kv_free_tokens < len(running)
-            else []
-        )
-        waiting = view.waiting
-        if not waiting:
-            return DecodeDecision(preempt=preempt)
-        tpot = min(r.tpot_slo for r in (*running, *waiting))
-        cap = self.cap(tpot, view.max_batch_size)
-        slots = cap - (len(running) - len(preempt)) - view.transferring
-        free = view.kv_free_tokens + sum(r.prompt_tokens + view.generated(r) for r in preempt)
-        free -= int(WATERMARK * view.kv_capacity_tokens)
-        admit: list[Request] = []
-        for r in waiting:
-            need = r.prompt_tokens + view.generated(r)
-            if slots <= 0 or need > free:
-                break
-            admit.append(r)
-            free -= need
-            slots -= 1
-        return DecodeDecision(admit=admit, preempt=preempt)
+        taus = [r.tpot_slo for r in view.running] + [r.tpot_slo for r in view.waiting]
+        limit = self.cap(min(taus), view.max_batch_size) if taus else view.max_batch_size
+        return continuous_batching(view, limit)
 
     def place(self, request: Request, instances: Sequence[DecodeView], now: float) -> int:
         return most_free_memory(instances)
