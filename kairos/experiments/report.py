@@ -23,9 +23,13 @@ def plot_rate_sweep(rows: Sequence[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     avg = mean_over_seeds(rows, ("workload", "instances", "rate_scale", "prefill", "decode"))
-    panels = sorted({(r["workload"], r["instances"]) for r in avg})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, (w, n) in zip(axes[0], panels, strict=True):
+    workloads = sorted({r["workload"] for r in avg})
+    sizes = sorted({r["instances"] for r in avg})
+    fig, axes = plt.subplots(
+        len(workloads), len(sizes), figsize=(5 * len(sizes), 3.4 * len(workloads)), squeeze=False
+    )
+    panels = [(w, n) for w in workloads for n in sizes]
+    for ax, (w, n) in zip(axes.flat, panels, strict=True):
         mine = [r for r in avg if r["workload"] == w and r["instances"] == n]
         for pair in sorted({(r["prefill"], r["decode"]) for r in mine}):
             pts = sorted(
