@@ -24,6 +24,3 @@ class DecodeDecision:
 
     admit: list[Request] = field(default_factory=list)
     preempt: list[Request] = field(default_factory=list)
-
-
-EMPTY_DECODE_DECISION = DecodeDecision()

@@ -236,8 +236,4 @@ class DecodeInstance:
         self._raw = (raw_first, raw_inc)
         first = self._first = raw_first * scale
         inc = self._inc = raw_inc * scale
-        self.version += 1
-        self._next_n = n
-        self._events.push(
-            self._t0 + n * first + inc * n * (n - 1) * 0.5, DECODE_BOUNDARY, self, (self.version, n)
-        )
+        self._schedule(self._t0 + n * first + inc * n * (n - 1) * 0.5, n)

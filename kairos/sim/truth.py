@@ -36,12 +36,5 @@ class Truth:
         """True duration of a prefill batch."""
         return self.profile.prefill.time(sum_tokens, sum_sq_tokens) * self._factor()
 
-    def decode_raw(self, batch: int, kv_tokens: int) -> tuple[float, float]:
-        d = self.profile.decode
-        return d.step_time(batch, kv_tokens), d.d2 * batch
-
     def decode_scale(self) -> float:
         return self._factor() if self.noise else self.scale
-
-    def observe_decode(self, actual: float, raw: float) -> None:
-        self.predictor.observe_decode(actual, raw)

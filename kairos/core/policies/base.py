@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from kairos.core.decisions import DecodeDecision, PrefillDecision
-from kairos.core.latency.predictor import Predictor
 from kairos.core.registry import Registry
 from kairos.core.request import Request
 from kairos.core.snapshot import DecodeView, PrefillView
@@ -43,11 +42,3 @@ class DecodePolicy(Protocol):
 # Factories take the predictor (fitted models + online correction) and policy options.
 PREFILL_POLICIES: Registry[PrefillPolicy] = Registry("prefill policy")
 DECODE_POLICIES: Registry[DecodePolicy] = Registry("decode policy")
-
-
-def make_prefill_policy(name: str, predictor: Predictor, **options: object) -> PrefillPolicy:
-    return PREFILL_POLICIES.create(name, predictor=predictor, **options)
-
-
-def make_decode_policy(name: str, predictor: Predictor, **options: object) -> DecodePolicy:
-    return DECODE_POLICIES.create(name, predictor=predictor, **options)
