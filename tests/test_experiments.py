@@ -30,3 +30,29 @@ def test_harness_end_to_end(tmp_path, monkeypatch):
     assert gains["best_other"] in ("fcfs/fcfs", "sjf/fcfs")
     plot_rate_sweep(rows, tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_ablation_ladder_and_cdfs(tmp_path, monkeypatch):
+    from kairos.experiments import sweeps, workloads
+    from kairos.experiments.report import ablation_tables, plot_latency_cdfs
+
+    tiny = Workload("tiny", "azure-conv", 0.5, 0.015, 60.0, (4.0, 6.0))
+    monkeypatch.setitem(workloads.WORKLOADS, "tiny", tiny)
+    # One worker: the spawned pool would not see the monkeypatched workload.
+    monkeypatch.setattr(sweeps, "run_all", lambda points, job=run_point: map(job, points))
+    ladder = sweeps.ablation(["tiny"], [1], [0], {("tiny", 1): 6.0})
+    assert len(ladder) == len(sweeps.LADDER) * len(sweeps.TRUTHS)
+    mismatched = [r for r in ladder if r["truth"] == "mismatched"]
+    assert all(r["truth_scale"] == 1.25 and r["rate_scale"] == 6.0 / 1.25 for r in mismatched)
+    by = {(r["truth"], r["predictor"], r["decode"]): r for r in ladder}
+    # The uncorrected predictor never learns the 25% slowdown; the fitted one does.
+    assert (
+        by[("mismatched", "uncorrected", "kairos")]["predictor_mape_prefill"]
+        > by[("mismatched", "fitted", "kairos")]["predictor_mape_prefill"]
+    )
+    text = "\n".join(ablation_tables(ladder))
+    assert "kairos/kairos (oracle)" in text and "Ground truth: mismatched" in text
+    cdfs = sweeps.latency_cdfs(["tiny"], {("tiny", 1): 6.0})
+    assert all(len(r["ttft_s"]) > 10 for r in cdfs)
+    plot_latency_cdfs(cdfs, {"tiny": (0.5, 0.015)}, tmp_path / "cdf.png")
+    assert (tmp_path / "cdf.png").stat().st_size > 1000

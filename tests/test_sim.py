@@ -150,3 +150,23 @@ def test_online_correction_learns_a_slower_truth(profile):
     # The corrected predictor converges, so its mean error is far below the 30% bias.
     assert result.predictor_mape["prefill"] < 0.1
     assert result.predictor_mape["decode"] < 0.1
+
+
+def test_predictor_kinds_oracle_exact_uncorrected_biased(profile):
+    arrivals, inputs, outputs = workload(1, 300, 5.0, 2_000, 100)
+    config = ClusterConfig(truth_scale=1.3)
+    mape = {}
+    for kind in ("oracle", "uncorrected"):
+        requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+        mape[kind] = simulate(requests, true_out, profile, config, predictor=kind).predictor_mape
+    # Without noise the oracle knows every step time; the uncorrected model is 1/1.3 too fast.
+    assert mape["oracle"]["prefill"] < 1e-9 and mape["oracle"]["decode"] < 1e-9
+    assert abs(mape["uncorrected"]["prefill"] - (1 - 1 / 1.3)) < 1e-6
+
+
+def test_unknown_predictor_is_named(profile):
+    import pytest
+
+    requests, true_out = build_requests(*workload(1, 5, 5.0, 100, 10), SLO_)
+    with pytest.raises(ValueError, match="unknown predictor 'psychic'"):
+        simulate(requests, true_out, profile, ClusterConfig(), predictor="psychic")

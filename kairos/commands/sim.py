@@ -14,6 +14,7 @@ from kairos.core.slo import SLO
 from kairos.profiles import DEFAULT_PROFILE, load_profile
 from kairos.report import print_comparison, print_summary, write_run
 from kairos.sim import ClusterConfig, simulate
+from kairos.sim.predictors import PREDICTORS
 from kairos.sim.workload import build_requests
 from kairos.traces import Trace, load_trace, slice_count, slice_time, time_scale
 
@@ -95,6 +96,13 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--prefill-policy", default="fcfs", choices=PREFILL_POLICIES.names())
     s.add_argument("--decode-policy", default="fcfs", choices=DECODE_POLICIES.names())
     s.add_argument(
+        "--predictor",
+        default="fitted",
+        choices=PREDICTORS,
+        help="what the policies predict with: the fitted models with online correction "
+        "(default), the same uncorrected, or an oracle that knows the true latency model",
+    )
+    s.add_argument(
         "--compare", metavar="P/D,P/D", help="run several prefill/decode policy pairs side by side"
     )
     o = p.add_argument_group("output")
@@ -170,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 config,
                 prefill_policy=prefill,
                 decode_policy=decode,
+                predictor=args.predictor,
                 progress=bar.update,
             )
         summary = summarize(
@@ -200,6 +209,7 @@ def _run_info(
         "profile": profile,
         "prefill_policy": prefill,
         "decode_policy": decode,
+        "predictor": args.predictor,
         "prefill_instances": args.prefill_instances,
         "decode_instances": args.decode_instances,
         "ttft_slo_ms": args.ttft_slo * 1e3,

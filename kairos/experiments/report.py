@@ -99,3 +99,66 @@ def operating_table(
     gains["best_other"] = label(best_other["prefill"], best_other["decode"])  # type: ignore[assignment]
     gains["fcfs_joint"] = 100 * base["joint_attainment"]
     return lines, gains
+
+
+def plot_latency_cdfs(
+    rows: Sequence[Row], slos: dict[str, tuple[float, float]], path: Path
+) -> None:
+    """TTFT and TPOT CDFs per workload (one row of panels each), SLOs as vertical lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    workloads = sorted({r["workload"] for r in rows})
+    fig, axes = plt.subplots(len(workloads), 2, figsize=(10, 3.2 * len(workloads)), squeeze=False)
+    for (ax_ttft, ax_tpot), w in zip(axes, workloads, strict=True):
+        for r in (r for r in rows if r["workload"] == w):
+            style = {"lw": 2.2, "color": "black"} if (r["prefill"], r["decode"]) == KAIROS else {}
+            for ax, key in ((ax_ttft, "ttft_s"), (ax_tpot, "tpot_s")):
+                x = np.sort(np.asarray(r[key])) * 1e3
+                ax.plot(
+                    x,
+                    np.arange(1, len(x) + 1) / max(len(x), 1),
+                    label=label(r["prefill"], r["decode"]),
+                    **style,
+                )
+        for ax, slo, name in ((ax_ttft, slos[w][0], "TTFT"), (ax_tpot, slos[w][1], "TPOT")):
+            ax.axvline(slo * 1e3, color="red", ls="--", lw=1)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{name} (ms, log scale)")
+            ax.set_ylabel("fraction of finished requests")
+            ax.set_title(f"{w}: {name} (SLO dashed)")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ablation_tables(rows: Sequence[Row]) -> list[str]:
+    """One table per ground truth: ladder rungs down, cluster configurations across."""
+    keys = ("workload", "instances", "truth", "prefill", "decode", "predictor")
+    avg = {tuple(r[k] for k in keys): r for r in mean_over_seeds(rows, keys)}
+    configs = sorted({(r["workload"], r["instances"]) for r in rows})
+    rungs = list(dict.fromkeys((r["prefill"], r["decode"], r["predictor"]) for r in rows))
+    md: list[str] = []
+    for truth in dict.fromkeys(r["truth"] for r in rows):
+        md += [
+            f"**Ground truth: {truth}** (joint attainment %, TTFT/TPOT in brackets)",
+            "",
+            "| rung | " + " | ".join(f"{w} {n}P{n}D" for w, n in configs) + " |",
+            "|---|" + "---:|" * len(configs),
+        ]
+        for p, d, pred in rungs:
+            cells = []
+            for w, n in configs:
+                r = avg[(w, n, truth, p, d, pred)]
+                cells.append(
+                    f"{_fmt(r['joint_attainment'], True)} ({_fmt(r['ttft_attainment'], True)}/"
+                    f"{_fmt(r['tpot_attainment'], True)})"
+                )
+            md.append(f"| {label(p, d)} ({pred}) | " + " | ".join(cells) + " |")
+        md.append("")
+    return md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -45,6 +45,8 @@ class Point:
     seed: int = 0
     profile: str = "llama3-8b-h100"
     noise: float = 0.05
+    truth_scale: float = 1.0  # the truth runs this much slower than the profile says
+    predictor: str = "fitted"
 
     @property
     def pair(self) -> str:
@@ -55,6 +57,15 @@ class Point:
 
 
 def run_point(point: Point) -> dict[str, Any]:
+    return _run(point, keep_latencies=False)
+
+
+def run_point_latencies(point: Point) -> dict[str, Any]:
+    """``run_point`` plus every finished request's TTFT and TPOT (seconds), for CDF plots."""
+    return _run(point, keep_latencies=True)
+
+
+def _run(point: Point, *, keep_latencies: bool) -> dict[str, Any]:
     w = WORKLOADS[point.workload]
     # Per-instance load stays comparable across cluster sizes: N instances see N times the rate.
     trace = w.trace_for(point.seed, point.rate_scale * point.instances)
@@ -67,6 +78,7 @@ def run_point(point: Point) -> dict[str, Any]:
         prefill_instances=point.instances,
         decode_instances=point.instances,
         noise=point.noise,
+        truth_scale=point.truth_scale,
         seed=point.seed,
     )
     result = simulate(
@@ -77,6 +89,7 @@ def run_point(point: Point) -> dict[str, Any]:
         prefill_policy=point.prefill,
         decode_policy=point.decode,
         policy_options=options,
+        predictor=point.predictor,
     )
     summary = summarize(
         result.records, num_decode_instances=point.instances, predictor_mape=result.predictor_mape
@@ -85,14 +98,22 @@ def run_point(point: Point) -> dict[str, Any]:
     row.update({k: summary.get(k) for k in KEEP})
     row["request_rate"] = trace.rate
     row["cpu_seconds"] = result.cpu_seconds
+    if keep_latencies:
+        done = [r for r in result.records if r.finished]
+        row["ttft_s"] = [r.ttft for r in done]
+        row["tpot_s"] = [r.tpot for r in done if r.output_tokens > 1]
     return row
 
 
-def run_all(points: Iterable[Point], workers: int | None = None) -> Iterator[dict[str, Any]]:
+def run_all(
+    points: Iterable[Point],
+    workers: int | None = None,
+    job: Callable[[Point], dict[str, Any]] = run_point,
+) -> Iterator[dict[str, Any]]:
     points = list(points)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(points) == 1:
-        yield from map(run_point, points)
+        yield from map(job, points)
         return
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(run_point, points, chunksize=1)
+        yield from pool.imap(job, points, chunksize=1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from kairos.experiments.runner import Point, run_all
+from kairos.experiments.runner import Point, run_all, run_point_latencies
 from kairos.experiments.workloads import WORKLOADS
 
 Row = dict[str, Any]
@@ -23,14 +23,22 @@ PAIRS = (
     ("kairos", "fcfs"),
     ("kairos", "kairos"),
 )
+# Ablation rungs: (prefill, decode, predictor).
 LADDER = (
-    ("fcfs", "fcfs"),
-    ("sjf", "fcfs"),
-    ("edf", "fcfs"),
-    ("edf-relegate", "fcfs"),
-    ("kairos", "fcfs"),
-    ("kairos", "kairos"),
+    ("fcfs", "fcfs", "fitted"),
+    ("sjf", "fcfs", "fitted"),
+    ("edf", "fcfs", "fitted"),
+    ("edf-relegate", "fcfs", "fitted"),
+    ("kairos", "fcfs", "fitted"),
+    ("kairos", "kairos", "uncorrected"),
+    ("kairos", "kairos", "fitted"),
+    ("kairos", "kairos", "oracle"),
 )
+# Ground truths for the ablation: (name, truth_scale, noise). "exact" is the truth of every
+# other experiment (the profile, 5% noise); "mismatched" is a GPU 25% slower than profiled with
+# 15% noise, run at 1/1.25 of the rate so the load is the same, which is where prediction error
+# and online correction matter.
+TRUTHS = (("exact", 1.0, 0.05), ("mismatched", 1.25, 0.15))
 GOODPUT_PAIRS = (
     ("fcfs", "fcfs"),
     ("sjf", "fcfs"),
@@ -161,14 +169,38 @@ def ablation(
     seeds: Sequence[int],
     rates: dict[tuple[str, int], float],
 ) -> list[Row]:
+    """The ladder at each workload's operating rate, under each ground truth."""
     points = [
-        Point(w, rates[(w, n)], p, d, instances=n, seed=s)
+        Point(
+            w,
+            rates[(w, n)] / scale,
+            p,
+            d,
+            instances=n,
+            seed=s,
+            noise=noise,
+            truth_scale=scale,
+            predictor=predictor,
+        )
         for w in workloads
         for n in instances
-        for p, d in LADDER
+        for _, scale, noise in TRUTHS
+        for p, d, predictor in LADDER
         for s in seeds
     ]
-    return _collect(points, None)
+    rows = _collect(points, None)
+    names = {scale: name for name, scale, _ in TRUTHS}
+    for r in rows:
+        r["truth"] = names[r["truth_scale"]]
+    return rows
+
+
+def latency_cdfs(
+    workloads: Sequence[str], rates: dict[tuple[str, int], float], seed: int = 0
+) -> list[Row]:
+    """Per-request TTFT/TPOT at the 1P1D operating rate, for the goodput pairs (one seed)."""
+    points = [Point(w, rates[(w, 1)], p, d, seed=seed) for w in workloads for p, d in GOODPUT_PAIRS]
+    return list(run_all(points, job=run_point_latencies))
 
 
 def _collect(points: list[Point], progress: Callable[[Row], None] | None) -> list[Row]:

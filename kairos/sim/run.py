@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.record import FloatArray, RequestRecord
@@ -16,6 +15,7 @@ from kairos.core.request import Request, RequestState
 from kairos.sim.cluster import Cluster
 from kairos.sim.config import ClusterConfig
 from kairos.sim.decode_instance import DecodeInstance
+from kairos.sim.predictors import build_predictor
 
 
 @dataclass
@@ -36,21 +36,25 @@ def simulate(
     prefill_policy: str = "fcfs",
     decode_policy: str = "fcfs",
     policy_options: dict[str, dict[str, object]] | None = None,
+    predictor: str = "fitted",
     progress: Callable[[int], None] | None = None,
     on_event: Callable[[float, Cluster], None] | None = None,
 ) -> SimResult:
-    """Simulate ``requests`` (sorted by arrival, ids 0..n-1) on a P/D cluster."""
+    """Simulate ``requests`` (sorted by arrival, ids 0..n-1) on a P/D cluster.
+
+    ``predictor`` is one of :data:`kairos.sim.predictors.PREDICTORS`.
+    """
     for i, r in enumerate(requests):
         if r.id != i:
             raise ValueError(f"request ids must be 0..n-1 in order; position {i} has id {r.id}")
     options = policy_options or {}
-    predictor = Predictor.from_profile(profile)
+    model = build_predictor(predictor, profile, config)
     cluster = Cluster(
         profile,
         config,
-        PREFILL_POLICIES.create(prefill_policy, predictor=predictor, **options.get("prefill", {})),
-        DECODE_POLICIES.create(decode_policy, predictor=predictor, **options.get("decode", {})),
-        predictor,
+        PREFILL_POLICIES.create(prefill_policy, predictor=model, **options.get("prefill", {})),
+        DECODE_POLICIES.create(decode_policy, predictor=model, **options.get("decode", {})),
+        model,
         list(true_output),
     )
     start = time.process_time()
@@ -61,7 +65,7 @@ def simulate(
         records=records,
         end_time=end,
         cpu_seconds=cpu,
-        predictor_mape=predictor.mape(),
+        predictor_mape=model.mape(),
         stats={
             "prefill_batches": sum(p.batches for p in cluster.prefill),
             "prefill_busy_s": [p.busy_time for p in cluster.prefill],
