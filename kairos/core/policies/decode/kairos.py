@@ -21,6 +21,7 @@ Placement: the instance with the most room between its predicted step time and i
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 
 from kairos.core.decisions import DecodeDecision
@@ -28,6 +29,9 @@ from kairos.core.latency.predictor import Predictor
 from kairos.core.policies.base import DECODE_POLICIES
 from kairos.core.request import Request
 from kairos.core.snapshot import DecodeView
+
+# (context tokens, position in the waiting queue, request): heap order = shortest first.
+Job = tuple[int, int, Request]
 
 
 class KairosDecode:
@@ -63,50 +67,76 @@ class KairosDecode:
         if not waiting:
             return DecodeDecision(preempt=preempt)
         gone = {r.id for r in preempt}
-        running = [r for r in view.running if r.id not in gone]
-        batch = len(running) + view.transferring
-        # K of the batch that will run: running plus transfers in flight.
-        in_flight = view.kv_capacity_tokens - view.kv_free_tokens - view.kv_tokens
-        kv = sum(r.prompt_tokens + view.generated(r) for r in running) + in_flight
-        free = view.kv_free_tokens + sum(r.prompt_tokens + view.generated(r) for r in preempt)
-        taus = [r.tpot_slo for r in running]
-        reserved, fresh, hopeless = self._classify(view, now)
+        freed = sum(r.prompt_tokens + view.generated(r) for r in preempt)
+        batch = len(view.running) - len(preempt) + view.transferring
+        # K of the batch that will run: everything held or reserved (running and transfers
+        # in flight) less what preemption frees.
+        kv = view.kv_capacity_tokens - view.kv_free_tokens - freed
+        free = view.kv_free_tokens + freed
+        tau_min = min((r.tpot_slo for r in view.running if r.id not in gone), default=None)
+        step = self.predictor.decode_step_time
+        keep = 1.0 - self.margin
+        if batch and tau_min is not None and step(batch + 1, kv + 1) > keep * tau_min:
+            # The budget is spent: not even a one-token request fits, so only a reservation
+            # can be admitted. The common case under load, and an O(n) scan with no sorting.
+            reserved, fresh, hopeless = self._oldest(view, now), list[Job](), list[Job]()
+        else:
+            reserved, fresh, hopeless = self._classify(view, now)
+        growth, max_batch = self.growth_steps, view.max_batch_size
         admit: list[Request] = []
         for group, over_budget in ((reserved, True), (fresh, False), (hopeless, False)):
-            for r in group:
-                ctx = r.prompt_tokens + view.generated(r)
-                budget = (1.0 - self.margin) * min(min(taus, default=r.tpot_slo), r.tpot_slo)
-                fits_time = self.predictor.decode_step_time(batch + 1, kv + ctx) <= budget
-                fits_memory = ctx + (batch + 1) * self.growth_steps <= free
-                if batch >= view.max_batch_size or not fits_memory:
+            while group:
+                ctx, _, r = heapq.heappop(group)
+                tau = r.tpot_slo if tau_min is None or r.tpot_slo < tau_min else tau_min
+                if batch >= max_batch or ctx + (batch + 1) * growth > free:
                     break
-                if not (fits_time or over_budget or batch == 0):
-                    break  # sorted by context: a longer one would not fit either
+                if not (over_budget or batch == 0 or step(batch + 1, kv + ctx) <= keep * tau):
+                    break  # popped shortest first: a longer one would not fit either
                 admit.append(r)
                 batch += 1
                 kv += ctx
                 free -= ctx
-                taus.append(r.tpot_slo)
+                tau_min = tau
         return DecodeDecision(admit=admit, preempt=preempt)
 
-    def _classify(
-        self, view: DecodeView, now: float
-    ) -> tuple[list[Request], list[Request], list[Request]]:
-        """(reserved, fresh, hopeless) waiting requests; the last two shortest context first."""
-        reserved: list[Request] = []
-        fresh: list[Request] = []
-        hopeless: list[Request] = []
-        oldest_wait = 0.0
-        for r in view.waiting:
-            waited = (now - view.first_token_time(r)) / r.tpot_slo
-            if waited > self.reserve_after and waited > oldest_wait:
-                reserved, oldest_wait = [r], waited
-            (hopeless if waited > self.hopeless_after else fresh).append(r)
-        if reserved:
-            group = hopeless if reserved[0] in hopeless else fresh
-            group.remove(reserved[0])
-        fresh.sort(key=lambda r: r.prompt_tokens + view.generated(r))
-        hopeless.sort(key=lambda r: r.prompt_tokens + view.generated(r))
+    def _oldest(self, view: DecodeView, now: float) -> list[Job]:
+        """The request that has waited longest past ``reserve_after``, if any, as a job."""
+        first_token_time, limit = view.first_token_time, self.reserve_after
+        best: list[Job] = []
+        for i, r in enumerate(view.waiting):
+            waited = (now - first_token_time(r)) / r.tpot_slo
+            if waited > limit:
+                best, limit = [(r.prompt_tokens + r.output_tokens, i, r)], waited
+        return best
+
+    def _classify(self, view: DecodeView, now: float) -> tuple[list[Job], list[Job], list[Job]]:
+        """(reserved, fresh, hopeless) waiting requests as heaps keyed by context.
+
+        Heaps, not sorted lists: admission stops at the first request that does not fit, so
+        usually only a few are popped (this runs at every decode step; keep it O(n)).
+        A waiting request is not running, so its context is ``prompt + output_tokens``.
+        """
+        fresh: list[Job] = []
+        hopeless: list[Job] = []
+        reserved: list[Job] = []
+        reserved_hopeless = False
+        oldest = self.reserve_after
+        hopeless_after = self.hopeless_after
+        first_token_time = view.first_token_time
+        for i, r in enumerate(view.waiting):
+            waited = (now - first_token_time(r)) / r.tpot_slo
+            job = (r.prompt_tokens + r.output_tokens, i, r)
+            if waited > oldest:
+                if reserved:  # the previous oldest goes back to its group
+                    (hopeless if reserved_hopeless else fresh).append(reserved[0])
+                reserved, oldest = [job], waited
+                reserved_hopeless = waited > hopeless_after
+            elif waited > hopeless_after:
+                hopeless.append(job)
+            else:
+                fresh.append(job)
+        heapq.heapify(fresh)
+        heapq.heapify(hopeless)
         return reserved, fresh, hopeless
 
     def _preempt(self, view: DecodeView, now: float) -> list[Request]:
