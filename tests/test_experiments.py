@@ -52,7 +52,17 @@ def test_ablation_ladder_and_cdfs(tmp_path, monkeypatch):
     )
     text = "\n".join(ablation_tables(ladder))
     assert "kairos/kairos (oracle)" in text and "Ground truth: mismatched" in text
-    cdfs = sweeps.latency_cdfs(["tiny"], {("tiny", 1): 6.0})
+    rates = {("tiny", 1): 6.0}
+    chunk_rows = sweeps.chunked(["tiny"], [1], [0], rates)
+    assert {r["prefill_chunk"] for r in chunk_rows} == {sweeps.CHUNK}
+    whole = [run_point(Point("tiny", 6.0, p, d)) for p, d in sweeps.PAIRS]
+    for r in whole:
+        r["rate_scale"] = 6.0
+    from kairos.experiments.results import _chunked_section
+
+    table = "\n".join(_chunked_section(whole, chunk_rows, rates))
+    assert table.count(" -> ") == len(sweeps.PAIRS)
+    cdfs = sweeps.latency_cdfs(["tiny"], rates)
     assert all(len(r["ttft_s"]) > 10 for r in cdfs)
     plot_latency_cdfs(cdfs, {"tiny": (0.5, 0.015)}, tmp_path / "cdf.png")
     assert (tmp_path / "cdf.png").stat().st_size > 1000

@@ -170,3 +170,59 @@ def test_unknown_predictor_is_named(profile):
     requests, true_out = build_requests(*workload(1, 5, 5.0, 100, 10), SLO_)
     with pytest.raises(ValueError, match="unknown predictor 'psychic'"):
         simulate(requests, true_out, profile, ClusterConfig(), predictor="psychic")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 60),
+    n_p=st.integers(1, 3),
+    chunk=st.integers(1, 3_000),
+    policy=st.sampled_from(["fcfs", "sjf", "edf-relegate", "kairos"]),
+)
+def test_chunked_prefill_invariants(seed, n, n_p, chunk, policy):
+    arrivals, inputs, outputs = workload(seed, n, 50.0, 4_000, 50)
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    config = ClusterConfig(prefill_instances=n_p, prefill_chunk_tokens=chunk, seed=seed)
+    owner: dict[int, int] = {}
+
+    def hook(now: float, cluster: Cluster) -> None:
+        for p in cluster.prefill:
+            assert 0 <= p.kv_used <= p.kv_capacity_tokens
+            assert sum(p.takes) <= chunk, "an iteration exceeded the chunk budget"
+            for r in p.batch:
+                # A prompt's chunks all run on the instance that holds its KV.
+                assert owner.setdefault(r.id, p.instance_id) == p.instance_id
+
+    result = simulate(
+        requests, true_out, make_profile(), config, prefill_policy=policy, on_event=hook
+    )
+    assert all(r.finished for r in result.records), "a chunked request never finished"
+    assert [rec.output_tokens for rec in result.records] == list(outputs)
+
+
+def test_chunked_prefill_single_request_sums_its_chunks(profile):
+    requests, true_out = build_requests(np.zeros(1), np.array([2_500]), np.array([1]), SLO_)
+    config = ClusterConfig(prefill_chunk_tokens=1_000)
+    rec = simulate(requests, true_out, profile, config).records[0]
+    m = profile.prefill
+    # Chunks of 1000, 1000, 500 over prefixes of 0, 1000, 2000 tokens: the squares add up to
+    # the whole prompt's, so only the fixed cost per iteration is paid three times.
+    expected = sum(
+        m.time(u, u * u + 2 * u * done) for u, done in ((1000, 0), (1000, 1000), (500, 2000))
+    )
+    assert abs(rec.ttft - expected) < 1e-12
+    assert abs(expected - (m.time(2_500, 2_500**2) + 2 * m.c0)) < 1e-12
+
+
+def test_chunking_lets_a_short_prompt_overtake_a_long_one(profile):
+    # A 20k-token prompt arrives first; a short one right after. Whole-prompt FCFS makes the
+    # short one wait the full prefill; with 2k chunks Kairos re-plans and runs it next.
+    arrivals, inputs, outputs = np.array([0.0, 0.001]), np.array([20_000, 100]), np.ones(2, int)
+    ttft = {}
+    for chunk in (None, 2_000):
+        requests, true_out = build_requests(arrivals, inputs, outputs, SLO(0.5, 0.05))
+        config = ClusterConfig(prefill_chunk_tokens=chunk)
+        records = simulate(requests, true_out, profile, config, prefill_policy="kairos").records
+        ttft[chunk] = records[1].ttft
+    assert ttft[2_000] < 0.5 < ttft[None]

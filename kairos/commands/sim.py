@@ -79,6 +79,13 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--prefill-instances", type=int, default=1, metavar="N")
     c.add_argument("--decode-instances", type=int, default=1, metavar="M")
     c.add_argument(
+        "--prefill-chunk",
+        type=int,
+        metavar="TOKENS",
+        help="chunked prefill: at most TOKENS prompt tokens per prefill iteration, the policy "
+        "re-planning at each chunk boundary (default: whole prompts)",
+    )
+    c.add_argument(
         "--noise",
         type=float,
         default=0.0,
@@ -158,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         decode_instances=args.decode_instances,
         noise=args.noise,
         truth_scale=args.truth_scale,
+        prefill_chunk_tokens=args.prefill_chunk,
         seed=args.seed,
     )
     trace = workload(args)
@@ -210,6 +218,7 @@ def _run_info(
         "prefill_policy": prefill,
         "decode_policy": decode,
         "predictor": args.predictor,
+        "prefill_chunk_tokens": args.prefill_chunk,
         "prefill_instances": args.prefill_instances,
         "decode_instances": args.decode_instances,
         "ttft_slo_ms": args.ttft_slo * 1e3,

@@ -82,6 +82,9 @@ class Request:
         self.id = id
         self.arrival = arrival
         self.prompt_tokens = prompt_tokens
+        # Prompt tokens whose KV exists when the next prefill starts: prefix-cache hits, plus,
+        # under chunked prefill, the chunks already prefilled. Policies size work by
+        # ``prompt_tokens - cached_tokens``, so a half-prefilled prompt is a shorter job.
         self.cached_tokens = cached_tokens
         # A client-declared cap (e.g. max_tokens); a hint policies may use, not the truth.
         self.max_output_tokens = max_output_tokens

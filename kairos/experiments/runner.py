@@ -47,6 +47,7 @@ class Point:
     noise: float = 0.05
     truth_scale: float = 1.0  # the truth runs this much slower than the profile says
     predictor: str = "fitted"
+    prefill_chunk: int | None = None
 
     @property
     def pair(self) -> str:
@@ -79,6 +80,7 @@ def _run(point: Point, *, keep_latencies: bool) -> dict[str, Any]:
         decode_instances=point.instances,
         noise=point.noise,
         truth_scale=point.truth_scale,
+        prefill_chunk_tokens=point.prefill_chunk,
         seed=point.seed,
     )
     result = simulate(

@@ -45,6 +45,9 @@ GOODPUT_PAIRS = (
     ("edf-relegate", "static-cap"),
     ("kairos", "kairos"),
 )
+# Chunk size for the chunked-prefill comparison (vLLM's default max_num_batched_tokens for
+# chunked prefill on large GPUs is of this order).
+CHUNK = 2048
 METRICS = (
     "ttft_attainment",
     "tpot_attainment",
@@ -193,6 +196,24 @@ def ablation(
     for r in rows:
         r["truth"] = names[r["truth_scale"]]
     return rows
+
+
+def chunked(
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    rates: dict[tuple[str, int], float],
+    chunk: int = CHUNK,
+) -> list[Row]:
+    """Every pair at the operating rate with chunked prefill (all policies get the same)."""
+    points = [
+        Point(w, rates[(w, n)], p, d, instances=n, seed=s, prefill_chunk=chunk)
+        for w in workloads
+        for n in instances
+        for p, d in PAIRS
+        for s in seeds
+    ]
+    return _collect(points, None)
 
 
 def latency_cdfs(

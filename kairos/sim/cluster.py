@@ -69,6 +69,7 @@ class Cluster:
             for i in range(config.decode_instances)
         ]
         self._true_output = true_output
+        self._chunk = config.prefill_chunk_tokens or 1 << 62
         # The largest prompt the cluster can ever hold; anything longer is rejected at once.
         self.max_prompt = min(profile.max_context_tokens, profile.kv_capacity_tokens)
 
@@ -129,25 +130,39 @@ class Cluster:
                     break
 
     def _try_prefill(self, inst: PrefillInstance, now: float) -> None:
-        if inst.busy or not self.queue.count:
+        if inst.busy or not (self.queue.count or inst.resumed.count):
             return
         decision = self.prefill_policy.schedule(inst, now)
         for r in decision.reject:
-            self.queue.remove(r, r.prompt_tokens)
+            self._dequeue(inst, r)
+            if r.prefill_start is not None:  # a half-prefilled prompt gives its KV back
+                inst.kv_used -= r.prompt_tokens
             r.state = RequestState.REJECTED
             self.errors[r.id] = f"rejected by prefill policy {self.prefill_policy.name!r}"
         if not decision.batch:
             return
         s = s2 = 0
+        budget = self._chunk  # the iteration's token budget (unbounded without chunking)
+        batch: list[Request] = []
+        takes: list[int] = []
         for r in decision.batch:
-            self.queue.remove(r, r.prompt_tokens)
-            u = r.prompt_tokens - r.cached_tokens
-            s += u
-            s2 += u * u
-            inst.kv_used += r.prompt_tokens
+            self._dequeue(inst, r)
+            done = r.cached_tokens
+            take = min(r.prompt_tokens - done, budget)
+            budget -= take
+            s += take
+            # Attention of a chunk over the prefix already in KV: summed over a prompt's
+            # chunks this gives exactly the prompt's own quadratic term.
+            s2 += take * take + 2 * take * done if done else take * take
+            if r.prefill_start is None:
+                inst.kv_used += r.prompt_tokens
+                r.prefill_start = now
+                r.prefill_instance = inst.instance_id
             r.state = RequestState.PREFILLING
-            r.prefill_start = now
-            r.prefill_instance = inst.instance_id
+            batch.append(r)
+            takes.append(take)
+            if not budget:
+                break  # the rest of the policy's batch stays queued for the next chunk
         if inst.kv_used > inst.kv_capacity_tokens:
             raise PolicyContractError(
                 f"prefill policy {self.prefill_policy.name!r} overfilled the KV memory of "
@@ -155,13 +170,20 @@ class Cluster:
             )
         duration = self.truth.prefill_time(s, s2)
         predicted = self.predictor.prefill_time(s, s2)
-        for r in decision.batch:
+        for r in batch:
             r.predicted_prefill = predicted
         inst.busy = True
-        inst.batch = decision.batch
+        inst.batch = batch
+        inst.takes = takes
         inst.batches += 1
         inst.busy_time += duration
         self.events.push(now + duration, PREFILL_DONE, inst, (duration, s, s2))
+
+    def _dequeue(self, inst: PrefillInstance, r: Request) -> None:
+        if r.prefill_start is None:
+            self.queue.remove(r, r.prompt_tokens)
+        else:
+            inst.resumed.remove(r, r.prompt_tokens)
 
     def _on_prefill_done(
         self, now: float, inst: PrefillInstance, info: tuple[float, int, int]
@@ -169,9 +191,15 @@ class Cluster:
         duration, s, s2 = info
         self.predictor.observe_prefill(duration, s, s2)
         batch, inst.batch = inst.batch, []
+        takes, inst.takes = inst.takes, []
         inst.busy = False
         views = self.decode
-        for r in batch:
+        for r, take in zip(batch, takes, strict=True):
+            if r.cached_tokens + take < r.prompt_tokens:  # a chunk of a longer prompt
+                r.cached_tokens += take
+                r.state = RequestState.WAITING_PREFILL
+                inst.resumed.append(r, r.prompt_tokens)
+                continue
             r.prefill_end = r.first_token = now
             r.output_tokens = 1  # the prefill emits the first token
             if self._true_output[r.id] == 1:

@@ -14,6 +14,9 @@ class ClusterConfig:
     # Overrides of the profile's limits (None: use the profile's).
     max_prefill_batch_tokens: int | None = None
     max_decode_batch_size: int | None = None
+    # Chunked prefill: at most this many prompt tokens per prefill iteration, and the prefill
+    # policy re-plans at every chunk boundary (None: whole prompts, the DistServe default).
+    prefill_chunk_tokens: int | None = None
     # Log-normal noise (sigma) on true step times, per prefill batch and per decode run of
     # steps: the profile is otherwise the ground truth and the predictor would be exact.
     noise: float = 0.0
@@ -29,6 +32,10 @@ class ClusterConfig:
         if self.max_prefill_batch_requests < 1:
             raise ValueError(
                 f"max_prefill_batch_requests must be >= 1, got {self.max_prefill_batch_requests}"
+            )
+        if self.prefill_chunk_tokens is not None and self.prefill_chunk_tokens < 1:
+            raise ValueError(
+                f"prefill_chunk_tokens must be >= 1 or None, got {self.prefill_chunk_tokens}"
             )
         if not 0.0 <= self.noise < 1.0:
             raise ValueError(f"noise must be in [0, 1), got {self.noise}")

@@ -1,15 +1,21 @@
-"""A simulated prefill instance: runs the batches its policy picks, holds KV until pulled."""
+"""A simulated prefill instance: runs the batches its policy picks, holds KV until pulled.
+
+Under chunked prefill a prompt can span iterations; between them it waits in the instance's
+own ``resumed`` queue (its KV lives here, so no other instance may take it), which the
+instance's view lists ahead of the global queue.
+"""
 
 from __future__ import annotations
 
 from kairos.core.request import Request
-from kairos.sim.queues import RequestQueue
+from kairos.sim.queues import ChainedQueue, RequestQueue
 
 
 class PrefillInstance:
     """Implements ``PrefillView`` over the cluster's global prefill queue."""
 
     __slots__ = (
+        "_both",
         "_queue",
         "batch",
         "batches",
@@ -20,6 +26,8 @@ class PrefillInstance:
         "kv_used",
         "max_batch_requests",
         "max_batch_tokens",
+        "resumed",
+        "takes",
     )
 
     def __init__(
@@ -39,12 +47,15 @@ class PrefillInstance:
         self.kv_used = 0
         self.busy = False
         self.batch: list[Request] = []
+        self.takes: list[int] = []  # prompt tokens each batch member prefills this iteration
+        self.resumed = RequestQueue()
+        self._both = ChainedQueue(self.resumed, queue)
         self.batches = 0
         self.busy_time = 0.0
 
     @property
-    def waiting(self) -> RequestQueue:
-        return self._queue
+    def waiting(self) -> RequestQueue | ChainedQueue:
+        return self._both if self.resumed.count else self._queue
 
     @property
     def kv_free_tokens(self) -> int:

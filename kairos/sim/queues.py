@@ -45,3 +45,28 @@ class RequestQueue:
     def __contains__(self, r: object) -> bool:
         rid = getattr(r, "id", None)
         return rid in self._main or rid in self._front
+
+
+class ChainedQueue:
+    """Two queues read as one, the first first (a prefill instance's own resumed prompts,
+    then the global queue). Read-only: the owner removes from the underlying queues."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: RequestQueue, second: RequestQueue) -> None:
+        self.first = first
+        self.second = second
+
+    @property
+    def count(self) -> int:
+        return self.first.count + self.second.count
+
+    def __iter__(self) -> Iterator[Request]:
+        yield from self.first
+        yield from self.second
+
+    def __len__(self) -> int:
+        return self.first.count + self.second.count
+
+    def __contains__(self, r: object) -> bool:
+        return r in self.first or r in self.second
