@@ -18,7 +18,7 @@ from kairos.bench.client import ENDPOINTS
 from kairos.core.metrics import summarize
 from kairos.core.slo import SLO
 from kairos.report import print_summary, write_run
-from kairos.traces import Trace, cap_lengths, load_trace, slice_count, slice_time, time_scale
+from kairos.traces import Trace, cap_lengths, load_trace, select
 
 EPILOG = """examples:
   kairos bench --url http://localhost:8000 --trace azure-conv --num-requests 500 --out runs/b
@@ -102,22 +102,15 @@ def _client_options(c: Any) -> None:
 
 
 def workload(args: argparse.Namespace) -> Trace:
-    """The trace slice ``kairos sim`` would run for the same options, then the length caps.
-
-    The same ``kairos.traces`` calls in the same order as ``kairos.commands.sim.workload``
-    (tests hold them equal); not imported from there because that module imports the
-    simulator, which a client for real servers has no business loading.
-    """
-    trace = load_trace(args.trace)
-    if args.start or args.duration is not None:
-        end = args.start + args.duration if args.duration is not None else float("inf")
-        trace = slice_time(trace, args.start, end)
-    if args.num_requests is not None:
-        trace = slice_count(trace, min(args.num_requests, len(trace)))
-    if args.rate_scale != 1.0:
-        trace = time_scale(trace, args.rate_scale)
-    if len(trace) == 0:
-        raise ValueError("the selected slice of the trace has no requests")
+    """The trace slice ``kairos sim`` would run for the same options (the same
+    ``kairos.traces.select``), then the length caps."""
+    trace = select(
+        load_trace(args.trace),
+        start=args.start,
+        duration=args.duration,
+        num_requests=args.num_requests,
+        rate_scale=args.rate_scale,
+    )
     if args.max_input_tokens is not None or args.max_output_tokens is not None:
         trace = cap_lengths(
             trace,

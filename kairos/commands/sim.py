@@ -16,7 +16,7 @@ from kairos.report import print_comparison, print_summary, write_run
 from kairos.sim import ClusterConfig, simulate
 from kairos.sim.predictors import PREDICTORS
 from kairos.sim.workload import build_requests
-from kairos.traces import Trace, load_trace, slice_count, slice_time, time_scale
+from kairos.traces import Trace, load_trace, select
 
 EPILOG = """examples:
   kairos sim --trace azure-conv --num-requests 2000
@@ -126,17 +126,13 @@ def add_parser(sub: Any) -> None:
 
 
 def workload(args: argparse.Namespace) -> Trace:
-    trace = load_trace(args.trace)
-    if args.start or args.duration is not None:
-        end = args.start + args.duration if args.duration is not None else float("inf")
-        trace = slice_time(trace, args.start, end)
-    if args.num_requests is not None:
-        trace = slice_count(trace, min(args.num_requests, len(trace)))
-    if args.rate_scale != 1.0:
-        trace = time_scale(trace, args.rate_scale)
-    if len(trace) == 0:
-        raise ValueError("the selected slice of the trace has no requests")
-    return trace
+    return select(
+        load_trace(args.trace),
+        start=args.start,
+        duration=args.duration,
+        num_requests=args.num_requests,
+        rate_scale=args.rate_scale,
+    )
 
 
 def policy_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:

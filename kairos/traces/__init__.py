@@ -10,6 +10,7 @@ from kairos.traces.trace import Trace, TraceError
 from kairos.traces.transform import (
     cap_lengths,
     scale_to_rate,
+    select,
     slice_count,
     slice_time,
     time_scale,
@@ -23,6 +24,7 @@ __all__ = [
     "load_file",
     "load_trace",
     "scale_to_rate",
+    "select",
     "slice_count",
     "slice_time",
     "synthetic_trace",

@@ -92,3 +92,24 @@ def cap_lengths(trace: Trace, max_input: int, max_output: int) -> Trace:
         np.minimum(trace.input_tokens, max_input),
         np.minimum(trace.output_tokens, max_output),
     )
+
+
+def select(
+    trace: Trace,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    num_requests: int | None = None,
+    rate_scale: float = 1.0,
+) -> Trace:
+    """The slice ``kairos sim`` and ``kairos bench`` run: a time window, then the first
+    ``num_requests``, then the rate scaled. An empty selection is an error."""
+    if start or duration is not None:
+        trace = slice_time(trace, start, start + duration if duration is not None else float("inf"))
+    if num_requests is not None:
+        trace = slice_count(trace, min(num_requests, len(trace)))
+    if rate_scale != 1.0:
+        trace = time_scale(trace, rate_scale)
+    if len(trace) == 0:
+        raise ValueError("the selected slice of the trace has no requests")
+    return trace
