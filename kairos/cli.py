@@ -12,6 +12,7 @@ from kairos import __version__
 def build_parser() -> argparse.ArgumentParser:
     from kairos.commands import bench as bench_cmd
     from kairos.commands import experiment as experiment_cmd
+    from kairos.commands import profile as profile_cmd
     from kairos.commands import serve as serve_cmd
     from kairos.commands import sim as sim_cmd
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
+    profile_cmd.add_parser(sub)
     lists = sub.add_parser("list", help="list bundled traces, profiles and policies")
     lists.set_defaults(func=_list)
     return parser

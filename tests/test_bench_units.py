@@ -145,10 +145,15 @@ def test_workload_matches_kairos_sim() -> None:
         duration=300.0,
         num_requests=50,
         rate_scale=2.5,
+        length_scale=1.0,
         max_input_tokens=None,
         max_output_tokens=None,
     )
     assert bench_cmd.workload(args) == sim_cmd.workload(args)
+    shrunk = argparse.Namespace(**{**vars(args), "length_scale": 0.125})
+    assert bench_cmd.workload(shrunk) == sim_cmd.workload(shrunk)
+    full, small = bench_cmd.workload(args), bench_cmd.workload(shrunk)
+    assert small.input_tokens.sum() < full.input_tokens.sum()
     capped = bench_cmd.workload(argparse.Namespace(**{**vars(args), "max_input_tokens": 64}))
     assert capped.input_tokens.max() == 64
     assert np.array_equal(capped.output_tokens, sim_cmd.workload(args).output_tokens)

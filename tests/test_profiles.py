@@ -132,7 +132,7 @@ def test_profile_loads_from_a_path(tmp_path: Path) -> None:
 def test_nnls_is_exact_and_non_negative() -> None:
     pytest.importorskip("pyarrow")
     pytest.importorskip("yaml")
-    from kairos.profiles.fit import nnls
+    from kairos.profiles.regress import nnls
 
     a = np.array([[1.0, 1, 1], [1, 2, 4], [1, 3, 9], [1, 4, 16]])
     assert np.allclose(nnls(a, a @ np.array([2.0, 0.5, 0.1])), [2.0, 0.5, 0.1])

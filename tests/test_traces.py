@@ -481,3 +481,17 @@ def test_synthetic_lengths_resemble_azure_conv() -> None:
     assert 100 <= np.median(trace.output_tokens) <= 200  # real: 129
     assert trace.output_tokens.max() <= 1_000
     assert trace.input_tokens.min() >= 1 and trace.output_tokens.min() >= 1
+
+
+def test_scale_lengths_keeps_the_shape_and_at_least_one_token() -> None:
+    from kairos.traces import scale_lengths, synthetic_trace
+
+    trace = synthetic_trace(200, 5.0, seed=3)
+    small = scale_lengths(trace, 0.1)
+    assert small.input_tokens.min() >= 1 and small.output_tokens.min() >= 1
+    assert np.array_equal(small.arrivals, trace.arrivals)
+    # Order of lengths is kept (up to rounding ties): the long tail stays a long tail.
+    assert np.all(np.diff(small.input_tokens[np.argsort(trace.input_tokens)]) >= 0)
+    assert "scale_lengths x0.1" in small.source
+    with pytest.raises(ValueError, match="length scale"):
+        scale_lengths(trace, 0.0)

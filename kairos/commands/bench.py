@@ -15,10 +15,11 @@ from tqdm import tqdm
 from kairos.bench import BenchResult, ReplayConfig, run_bench
 from kairos.bench.checks import warnings
 from kairos.bench.client import ENDPOINTS
+from kairos.commands.workload import add_length_options, trace_slice
 from kairos.core.metrics import summarize
 from kairos.core.slo import SLO
 from kairos.report import print_summary, write_run
-from kairos.traces import Trace, cap_lengths, load_trace, select
+from kairos.traces import Trace
 
 EPILOG = """examples:
   kairos bench --url http://localhost:8000 --trace azure-conv --num-requests 500 --out runs/b
@@ -75,13 +76,7 @@ def _workload_options(w: Any) -> None:
     w.add_argument(
         "--tpot-slo", type=float, default=0.05, metavar="SECONDS", help="TPOT SLO (default 0.05)"
     )
-    w.add_argument(
-        "--max-input-tokens",
-        type=int,
-        metavar="N",
-        help="cap prompt lengths at N (e.g. the model's context); never capped otherwise",
-    )
-    w.add_argument("--max-output-tokens", type=int, metavar="N", help="cap output lengths at N")
+    add_length_options(w)
 
 
 def _client_options(c: Any) -> None:
@@ -102,22 +97,8 @@ def _client_options(c: Any) -> None:
 
 
 def workload(args: argparse.Namespace) -> Trace:
-    """The trace slice ``kairos sim`` would run for the same options (the same
-    ``kairos.traces.select``), then the length caps."""
-    trace = select(
-        load_trace(args.trace),
-        start=args.start,
-        duration=args.duration,
-        num_requests=args.num_requests,
-        rate_scale=args.rate_scale,
-    )
-    if args.max_input_tokens is not None or args.max_output_tokens is not None:
-        trace = cap_lengths(
-            trace,
-            args.max_input_tokens or int(trace.input_tokens.max()),
-            args.max_output_tokens or int(trace.output_tokens.max()),
-        )
-    return trace
+    """The trace slice ``kairos sim`` runs for the same options."""
+    return trace_slice(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``kairos serve``: a P/D-disaggregated OpenAI-compatible server (emulated engine for now)."""
+"""``kairos serve``: a P/D-disaggregated OpenAI-compatible server on the emulated engine or vLLM."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from typing import Any
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.profiles import DEFAULT_PROFILE
 
+VLLM_DEFAULT = "vllm"  # policy name: vLLM's own scheduling (the baseline), no Kairos plugin
+VLLM_PROFILE = "smollm2-135m-cpu"
+
 EPILOG = """examples:
   kairos serve
   kairos serve --prefill-instances 2 --decode-instances 2 --prefill-policy kairos \\
       --decode-policy kairos --request-log runs/serve/requests.jsonl
+  kairos serve --engine vllm --model-path models/smollm2-135m \\
+      --prefill-policy kairos --decode-policy kairos      (docs/vllm.md)
   curl -N localhost:8000/v1/completions -H 'content-type: application/json' \\
       -d '{"model": "Llama-3-8B", "prompt": "hello world", "max_tokens": 8, "stream": true}'
 See docs/serve.md for the API, SLO headers and error codes."""
@@ -32,19 +37,34 @@ def add_parser(sub: Any) -> None:
     n.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free)")
     n.add_argument("--api-key", metavar="KEY", help="require 'Authorization: Bearer KEY'")
     c = p.add_argument_group("cluster")
-    c.add_argument("--engine", default="emulated", help="execution backend (only: emulated)")
+    c.add_argument(
+        "--engine",
+        default="emulated",
+        choices=["emulated", "vllm"],
+        help="emulated (step times from the profile; default) or vllm (real vLLM instances)",
+    )
     c.add_argument(
         "--profile",
-        default=DEFAULT_PROFILE,
         metavar="NAME|FILE",
-        help=f"hardware profile the engine follows (default {DEFAULT_PROFILE})",
+        help=f"profile the engine follows, or (vllm) the policies predict with (default "
+        f"{DEFAULT_PROFILE}; {VLLM_PROFILE} with --engine vllm)",
     )
     c.add_argument("--model", metavar="NAME", help="model name clients use (default: profile's)")
     c.add_argument("--prefill-instances", type=int, default=1, metavar="N")
     c.add_argument("--decode-instances", type=int, default=1, metavar="M")
     s = p.add_argument_group("scheduling")
-    s.add_argument("--prefill-policy", default="fcfs", choices=PREFILL_POLICIES.names())
-    s.add_argument("--decode-policy", default="fcfs", choices=DECODE_POLICIES.names())
+    s.add_argument(
+        "--prefill-policy",
+        default="fcfs",
+        choices=[*PREFILL_POLICIES.names(), VLLM_DEFAULT],
+        help="fcfs (default); with --engine vllm, 'vllm' runs vLLM's own scheduler",
+    )
+    s.add_argument(
+        "--decode-policy",
+        default="fcfs",
+        choices=[*DECODE_POLICIES.names(), VLLM_DEFAULT],
+        help="fcfs (default); with --engine vllm, 'vllm' runs vLLM's own scheduler",
+    )
     s.add_argument(
         "--ttft-slo", type=float, default=1.0, metavar="SECONDS", help="default TTFT SLO (1.0)"
     )
@@ -58,6 +78,45 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="requests waiting for prefill beyond which new ones get 429 (default 1024)",
     )
+    v = p.add_argument_group("vllm engine (docs/vllm.md)")
+    v.add_argument(
+        "--model-path",
+        default="models/smollm2-135m",
+        metavar="DIR",
+        help="model folder vLLM serves (default models/smollm2-135m)",
+    )
+    v.add_argument(
+        "--kv-connector",
+        default="auto",
+        choices=["auto", "nixl", "storage"],
+        help="KV hand-off: NIXL where installed (auto), or vLLM's shared-storage connector",
+    )
+    v.add_argument("--kv-cache-gib", type=float, default=1.0, help="KV cache per instance (CPU)")
+    v.add_argument(
+        "--dtype",
+        default="float32",
+        help="model dtype (default float32: bf16 is slow on CPUs without AVX-512 BF16)",
+    )
+    v.add_argument("--max-model-len", type=int, default=2048, metavar="TOKENS")
+    v.add_argument("--max-num-seqs", type=int, default=64, metavar="N")
+    v.add_argument("--max-batched-tokens", type=int, default=2048, metavar="TOKENS")
+    v.add_argument(
+        "--threads-bind",
+        metavar="LIST",
+        help="VLLM_CPU_OMP_THREADS_BIND per instance, ';'-separated (e.g. '0;1': P on core 0, "
+        "D on core 1)",
+    )
+    v.add_argument(
+        "--sched-log-dir", type=Path, metavar="DIR", help="Kairos plugins log each step here"
+    )
+    v.add_argument("--vllm-log-dir", type=Path, metavar="DIR", help="keep the instances' logs")
+    v.add_argument(
+        "--vllm-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for every vLLM instance (repeatable; use --vllm-arg=--flag)",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--request-log", type=Path, metavar="PATH", help="write one JSON line per ended request"
@@ -66,6 +125,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "vllm":
+        return _run_vllm(args)
+    for flag in ("prefill_policy", "decode_policy"):
+        if getattr(args, flag) == VLLM_DEFAULT:
+            raise ValueError(f"--{flag.replace('_', '-')} vllm needs --engine vllm")
     from kairos.serve.config import ServeConfig
     from kairos.serve.launch import serve
 
@@ -73,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         engine=args.engine,
-        profile=args.profile,
+        profile=args.profile or DEFAULT_PROFILE,
         model=args.model,
         prefill_instances=args.prefill_instances,
         decode_instances=args.decode_instances,
@@ -86,3 +150,33 @@ def run(args: argparse.Namespace) -> int:
         request_log=args.request_log,
     )
     return serve(config)
+
+
+def _run_vllm(args: argparse.Namespace) -> int:
+    from kairos.integrations.vllm.launch import VllmServeConfig, serve_vllm
+
+    config = VllmServeConfig(
+        host=args.host,
+        port=args.port,
+        model=args.model_path,
+        served_name=args.model or "smollm2",
+        prefill_instances=args.prefill_instances,
+        decode_instances=args.decode_instances,
+        prefill_policy=args.prefill_policy,
+        decode_policy=args.decode_policy,
+        profile=args.profile or VLLM_PROFILE,
+        ttft_slo=args.ttft_slo,
+        tpot_slo=args.tpot_slo,
+        connector=args.kv_connector,
+        kv_cache_gib=args.kv_cache_gib,
+        dtype=args.dtype,
+        max_model_len=args.max_model_len,
+        max_num_seqs=args.max_num_seqs,
+        max_batched_tokens=args.max_batched_tokens,
+        threads_bind=tuple(args.threads_bind.split(";")) if args.threads_bind else (),
+        sched_log_dir=args.sched_log_dir,
+        log_dir=args.vllm_log_dir,
+        api_key=args.api_key,
+        extra_vllm_args=tuple(args.vllm_arg),
+    )
+    return serve_vllm(config)

@@ -8,6 +8,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from kairos.commands.workload import add_length_options, trace_slice
 from kairos.core.metrics import summarize
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.slo import SLO
@@ -16,7 +17,7 @@ from kairos.report import print_comparison, print_summary, write_run
 from kairos.sim import ClusterConfig, simulate
 from kairos.sim.predictors import PREDICTORS
 from kairos.sim.workload import build_requests
-from kairos.traces import Trace, load_trace, select
+from kairos.traces import Trace
 
 EPILOG = """examples:
   kairos sim --trace azure-conv --num-requests 2000
@@ -55,6 +56,7 @@ def add_parser(sub: Any) -> None:
         "--start", type=float, default=0.0, metavar="S", help="skip the trace's first S seconds"
     )
     w.add_argument("--duration", type=float, metavar="S", help="use S seconds of the trace")
+    add_length_options(w)
     w.add_argument(
         "--ttft-slo",
         type=float,
@@ -126,13 +128,7 @@ def add_parser(sub: Any) -> None:
 
 
 def workload(args: argparse.Namespace) -> Trace:
-    return select(
-        load_trace(args.trace),
-        start=args.start,
-        duration=args.duration,
-        num_requests=args.num_requests,
-        rate_scale=args.rate_scale,
-    )
+    return trace_slice(args)
 
 
 def policy_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:

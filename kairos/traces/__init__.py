@@ -9,6 +9,7 @@ from kairos.traces.synth import synthetic_trace
 from kairos.traces.trace import Trace, TraceError
 from kairos.traces.transform import (
     cap_lengths,
+    scale_lengths,
     scale_to_rate,
     select,
     slice_count,
@@ -23,6 +24,7 @@ __all__ = [
     "cap_lengths",
     "load_file",
     "load_trace",
+    "scale_lengths",
     "scale_to_rate",
     "select",
     "slice_count",

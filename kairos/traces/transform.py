@@ -1,4 +1,4 @@
-"""Pure transforms of a ``Trace``: time scaling, slicing and length capping.
+"""Pure transforms of a ``Trace``: time scaling, slicing, length scaling and capping.
 
 Each returns a new trace (the input is immutable) and appends what it did to ``source``, so a
 benchmark report can say exactly which workload it ran.
@@ -94,6 +94,23 @@ def cap_lengths(trace: Trace, max_input: int, max_output: int) -> Trace:
     )
 
 
+def scale_lengths(trace: Trace, factor: float) -> Trace:
+    """Multiply every prompt and output length by ``factor`` (rounded, at least 1 token).
+
+    Shrinks a production trace to what a small engine can serve (a 135M model on a CPU) while
+    keeping the shape of its long tail, which capping would flatten.
+    """
+    if not factor > 0 or not math.isfinite(factor):
+        raise ValueError(f"length scale must be a positive number, got {factor!r}")
+    return _derived(
+        trace,
+        f"scale_lengths x{factor:g}",
+        trace.arrivals,
+        np.maximum(1, np.rint(trace.input_tokens * factor)).astype(np.int64),
+        np.maximum(1, np.rint(trace.output_tokens * factor)).astype(np.int64),
+    )
+
+
 def select(
     trace: Trace,
     *,
@@ -101,9 +118,13 @@ def select(
     duration: float | None = None,
     num_requests: int | None = None,
     rate_scale: float = 1.0,
+    length_scale: float = 1.0,
+    max_input: int | None = None,
+    max_output: int | None = None,
 ) -> Trace:
     """The slice ``kairos sim`` and ``kairos bench`` run: a time window, then the first
-    ``num_requests``, then the rate scaled. An empty selection is an error."""
+    ``num_requests``, then the rate scaled, the lengths scaled and capped. An empty selection
+    is an error."""
     if start or duration is not None:
         trace = slice_time(trace, start, start + duration if duration is not None else float("inf"))
     if num_requests is not None:
@@ -112,4 +133,12 @@ def select(
         trace = time_scale(trace, rate_scale)
     if len(trace) == 0:
         raise ValueError("the selected slice of the trace has no requests")
+    if length_scale != 1.0:
+        trace = scale_lengths(trace, length_scale)
+    if max_input is not None or max_output is not None:
+        trace = cap_lengths(
+            trace,
+            max_input or int(trace.input_tokens.max()),
+            max_output or int(trace.output_tokens.max()),
+        )
     return trace

@@ -55,7 +55,7 @@ def admit(
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS
     _check_context(n_prompt, max_tokens, profile)
-    ttft, tpot, explicit_tpot = _slo_fields(body.slo, headers, default_slo)
+    ttft, tpot, explicit_tpot = slo_fields(body.slo, headers, default_slo)
     if explicit_tpot and max_tokens > 1:
         fastest = profile.decode.step_time(1, n_prompt + 1)
         if tpot < fastest:
@@ -85,7 +85,7 @@ def _check_context(n_prompt: int, max_tokens: int, profile: Profile) -> None:
             )
 
 
-def _slo_fields(
+def slo_fields(
     slo: SLOBody | str | None, headers: Mapping[str, str], default: SLO
 ) -> tuple[float, float, bool]:
     """(ttft, tpot, tpot given by the client) in seconds: headers, then body, then defaults."""

@@ -1,0 +1,151 @@
+"""``kairos profile``: measure a running engine's step times and write a profile file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """examples:
+  # one plain vLLM instance (not a P/D pair), then:
+  kairos profile --url http://127.0.0.1:8100 --model-path models/smollm2-135m \\
+      --name smollm2-135m-cpu --out smollm2-135m-cpu.json
+  kairos sim --profile smollm2-135m-cpu.json --trace azure-conv ...
+See docs/vllm.md."""
+
+# Grids sized for a CPU engine (a 512-token prefill takes ~3 s on one AVX2 core); --quick
+# halves them. On a GPU pass --max-batch-tokens and a larger --prefill-lengths if needed.
+PREFILL_LENGTHS = (16, 64, 128, 256, 512)
+PREFILL_BATCHES = (1, 2, 4)
+DECODE_BATCHES = (1, 2, 4, 8, 16)
+DECODE_LENGTHS = (32, 256)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="measure a running engine's step times and fit a profile",
+        description="Measure prefill batch times and decode step times of one running engine "
+        "instance over its OpenAI API, fit the latency models, and write a profile JSON that "
+        "kairos sim and the emulated engine accept (--profile FILE).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--url", required=True, help="the instance's base URL")
+    p.add_argument("--model", help="model name (default: the first GET /v1/models lists)")
+    p.add_argument(
+        "--model-path", type=Path, help="model folder: layers and KV heads from its config.json"
+    )
+    p.add_argument("--name", default="measured", help="profile name (default: measured)")
+    p.add_argument("--hardware", default="CPU", help="hardware label (default: CPU)")
+    p.add_argument("--out", type=Path, required=True, help="profile JSON to write")
+    p.add_argument("--max-batch-tokens", type=int, default=2048, help="engine's token budget")
+    p.add_argument("--max-batch-size", type=int, default=64, help="engine's max running requests")
+    p.add_argument("--max-context", type=int, default=2048, help="engine's max model length")
+    p.add_argument("--kv-capacity-tokens", type=int, help="default: from --kv-cache-gib")
+    p.add_argument("--kv-cache-gib", type=float, default=1.0, help="KV cache size (default 1)")
+    p.add_argument(
+        "--dtype-bytes", type=int, default=2, help="bytes per KV element (2 bf16, 4 float32)"
+    )
+    p.add_argument("--kv-delta0", type=float, default=0.006, help="KV transfer fixed cost (s)")
+    p.add_argument("--kv-bandwidth", type=float, default=2e9, help="KV transfer bytes/s")
+    p.add_argument("--decode-tokens", type=int, default=16, help="tokens per decode probe")
+    p.add_argument("--repeat", type=int, default=2, help="repeats per point; the fastest counts")
+    p.add_argument("--quick", action="store_true", help="a smaller grid (for tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def _model_facts(path: Path | None) -> dict[str, Any]:
+    if path is None:  # SmolLM2-135M (docs/vllm.md)
+        return {"name": "SmolLM2-135M-Instruct", "layers": 30, "kv_heads": 3, "head_dim": 64}
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise ValueError(f"{cfg_file} does not exist")
+    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    heads = int(cfg["num_attention_heads"])
+    return {
+        "name": path.name,
+        "layers": int(cfg["num_hidden_layers"]),
+        "kv_heads": int(cfg.get("num_key_value_heads", heads)),
+        "head_dim": int(cfg.get("head_dim") or cfg["hidden_size"] // heads),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import httpx
+
+    from kairos.profiling.build import EngineFacts, build
+    from kairos.profiling.measure import DecodePoint, PrefillPoint, Prober
+
+    model = _model_facts(args.model_path)
+    kv_bytes = 2 * model["layers"] * model["kv_heads"] * model["head_dim"] * args.dtype_bytes
+    capacity = args.kv_capacity_tokens or int(args.kv_cache_gib * 2**30 // kv_bytes)
+    lengths = PREFILL_LENGTHS[::2] if args.quick else PREFILL_LENGTHS
+    batches = DECODE_BATCHES[::2] if args.quick else DECODE_BATCHES
+    contexts = DECODE_LENGTHS[:2] if args.quick else DECODE_LENGTHS
+
+    async def measure() -> tuple[str, list[PrefillPoint], list[DecodePoint]]:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(600.0)) as client:
+            name = (
+                args.model
+                or (await client.get(args.url.rstrip("/") + "/v1/models")).json()["data"][0]["id"]
+            )
+            prober = Prober(args.url, name, seed=args.seed)
+            await prober.prefill(client, [8])  # warm-up, not recorded
+            prefill: list[PrefillPoint] = []
+            for n in lengths:
+                for b in PREFILL_BATCHES:
+                    if n * b > args.max_batch_tokens:
+                        continue
+                    runs = [await prober.prefill(client, [n] * b) for _ in range(args.repeat)]
+                    prefill.append(min(runs, key=lambda p: p.seconds))
+                    print(f"prefill {b} x {n:5d} tokens: {prefill[-1].seconds * 1e3:8.1f} ms")
+            decode: list[DecodePoint] = []
+            for length in contexts:
+                for b in batches:
+                    if b * (length + args.decode_tokens) > capacity:
+                        continue
+                    point = await prober.decode(client, b, length, args.decode_tokens)
+                    decode.append(point)
+                    print(
+                        f"decode batch {b:3d}, K {point.kv_tokens:6d}: "
+                        f"{point.seconds * 1e3:7.1f} ms/step ({point.steps} gaps)"
+                    )
+            return name, prefill, decode
+
+    served, prefill, decode = asyncio.run(measure())
+    facts = EngineFacts(
+        name=args.name,
+        description=f"{model['name']} on {args.hardware}, measured by kairos profile",
+        model_name=model["name"],
+        layers=model["layers"],
+        kv_heads=model["kv_heads"],
+        head_dim=model["head_dim"],
+        dtype_bytes=args.dtype_bytes,
+        hardware=args.hardware,
+        kv_capacity_tokens=capacity,
+        max_batch_tokens=args.max_batch_tokens,
+        max_batch_size=args.max_batch_size,
+        max_context_tokens=args.max_context,
+        kv_delta0=args.kv_delta0,
+        kv_bandwidth=args.kv_bandwidth,
+    )
+    source = {
+        "measured_by": "kairos profile " + " ".join(sys.argv[2:]),
+        "served_model": served,
+        "grid": {"prefill_lengths": list(lengths), "decode_batches": list(batches)},
+    }
+    profile = build(facts, prefill, decode, source)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    fe = profile["fit_error"]
+    print(
+        f"wrote {args.out}: prefill {profile['prefill']['coefficients']} "
+        f"(MAPE {fe['prefill']['mape_fit']:.1%}), decode {profile['decode']['coefficients']} "
+        f"(MAPE {fe['decode']['mape_fit']:.1%})"
+    )
+    return 0

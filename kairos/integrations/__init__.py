@@ -1,0 +1,1 @@
+"""Adapters that plug Kairos policies into third-party engines (optional extras)."""

