@@ -141,14 +141,16 @@ def test_prefill_plugin_puts_urgent_short_prompts_first(stack: Stack) -> None:
         _complete(stack.url, _tokens(n, seed), 1, **{"x-slo-ttft-ms": str(ttft_ms)})
         done[name] = time.monotonic()
 
-    threads = [threading.Thread(target=send, args=("blocker", 1900, 60000, 10))]
+    # SLOs loose enough that every request stays feasible even on a loaded machine: the order
+    # then comes from the deadlines (and the token budget), not from relegation.
+    threads = [threading.Thread(target=send, args=("blocker", 1000, 600000, 10))]
     threads[0].start()
     time.sleep(1.0)
-    threads.append(threading.Thread(target=send, args=("long", 1800, 60000, 11)))
+    threads.append(threading.Thread(target=send, args=("long", 1800, 600000, 11)))
     threads[-1].start()
     time.sleep(0.3)
     for i in range(3):
-        threads.append(threading.Thread(target=send, args=(f"short{i}", 200, 8000, 20 + i)))
+        threads.append(threading.Thread(target=send, args=(f"short{i}", 200, 60000, 20 + i)))
         threads[-1].start()
     for t in threads:
         t.join(600)

