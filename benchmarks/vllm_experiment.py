@@ -67,6 +67,7 @@ def slice_args(args: argparse.Namespace) -> list[str]:
     return [
         "--trace", args.trace, "--num-requests", str(args.num_requests),
         "--rate-scale", str(args.rate_scale), "--length-scale", str(args.length_scale),
+        "--min-input-tokens", str(args.min_input_tokens),
         "--ttft-slo", str(args.ttft_slo), "--tpot-slo", str(args.tpot_slo),
     ]  # fmt: skip
 
@@ -86,7 +87,7 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
     ns = argparse.Namespace(
         trace=args.trace, start=0.0, duration=None, num_requests=args.num_requests,
         rate_scale=args.rate_scale, length_scale=args.length_scale,
-        max_input_tokens=None, max_output_tokens=None,
+        max_input_tokens=None, max_output_tokens=None, min_input_tokens=args.min_input_tokens,
     )  # fmt: skip
     trace = trace_slice(ns)
     out.mkdir(parents=True, exist_ok=True)
@@ -134,6 +135,8 @@ def main() -> int:
     p.add_argument("--num-requests", type=int, default=200)
     p.add_argument("--rate-scale", type=float, default=0.3)
     p.add_argument("--length-scale", type=float, default=0.125)
+    # vLLM's shared-storage connector crashed the engine core on a 1-token prompt.
+    p.add_argument("--min-input-tokens", type=int, default=17)
     p.add_argument("--ttft-slo", type=float, default=3.0)
     p.add_argument("--tpot-slo", type=float, default=0.15)
     p.add_argument("--model-path", default=str(ROOT / "models" / "smollm2-135m"))

@@ -17,4 +17,6 @@ py="$venv/bin/python"
 # The PyPI torchvision/torchaudio/torchcodec wheels are CUDA builds that break transformers'
 # imports on a CPU machine; text models need none of them (docs/vllm.md).
 "$py" -m pip uninstall -y torchvision torchaudio torchcodec || true
+# NIXL moves the KV cache between instances over UCX (shared memory / TCP on one machine).
+"$py" -m pip install --no-deps "nixl==1.5.1" "nixl-cu12==1.5.1"
 "$py" -m kairos.integrations.vllm.model --out "$here/models/smollm2-135m"

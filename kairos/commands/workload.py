@@ -23,6 +23,12 @@ def add_length_options(w: Any) -> None:
         help="cap prompt lengths at N (e.g. the model's context); never capped otherwise",
     )
     w.add_argument("--max-output-tokens", type=int, metavar="N", help="cap output lengths at N")
+    w.add_argument(
+        "--min-input-tokens",
+        type=int,
+        metavar="N",
+        help="raise shorter prompts to N tokens (e.g. after --length-scale)",
+    )
 
 
 def trace_slice(args: argparse.Namespace) -> Trace:
@@ -36,4 +42,5 @@ def trace_slice(args: argparse.Namespace) -> Trace:
         length_scale=args.length_scale,
         max_input=args.max_input_tokens,
         max_output=args.max_output_tokens,
+        min_input=getattr(args, "min_input_tokens", None),
     )

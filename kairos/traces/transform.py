@@ -121,6 +121,7 @@ def select(
     length_scale: float = 1.0,
     max_input: int | None = None,
     max_output: int | None = None,
+    min_input: int | None = None,
 ) -> Trace:
     """The slice ``kairos sim`` and ``kairos bench`` run: a time window, then the first
     ``num_requests``, then the rate scaled, the lengths scaled and capped. An empty selection
@@ -140,5 +141,13 @@ def select(
             trace,
             max_input or int(trace.input_tokens.max()),
             max_output or int(trace.output_tokens.max()),
+        )
+    if min_input is not None:
+        trace = _derived(
+            trace,
+            f"min_input {min_input}",
+            trace.arrivals,
+            np.maximum(trace.input_tokens, min_input),
+            trace.output_tokens,
         )
     return trace
