@@ -60,8 +60,10 @@ def test_ablation_ladder_and_cdfs(tmp_path, monkeypatch):
         r["rate_scale"] = 6.0
     from kairos.experiments.results import _chunked_section
 
-    table = [line for line in _chunked_section(whole, chunk_rows, rates) if " -> " in line]
+    section = _chunked_section(whole, chunk_rows, rates)
+    table = [line for line in section if " -> " in line]
     assert len(table) == 1 + len(sweeps.PAIRS)  # the description, then one row per pair
+    assert any(line.startswith("| kairos/kairos vs best other, chunked (pp) |") for line in section)
     cdfs = sweeps.latency_cdfs(["tiny"], rates)
     assert all(len(r["ttft_s"]) > 10 for r in cdfs)
     plot_latency_cdfs(cdfs, {"tiny": (0.5, 0.015)}, tmp_path / "cdf.png")

@@ -104,6 +104,71 @@ def test_kairos_prefill_starvation_guard_promotes_old_requests():
     assert decision.batch == [older, fresh]
 
 
+def test_kairos_prefill_predicts_what_is_left_of_a_chunked_prompt():
+    # 28k of a 30k prompt are prefilled: 2k tokens are left, but they attend over all 30k.
+    # Counting only those 2k (0.131 s) it would look on time for its 0.135 s deadline and
+    # lead; with the prefix attention (0.153 s) it is hopeless and the short one goes.
+    pred = predictor()
+    resumed = Request(0, 0.0, 30_000, SLO(0.135, 0.05), cached_tokens=28_000)
+    short = request(1, 0.0, 500, ttft=1.0)
+    view = StaticPrefillView([resumed, short], max_batch_tokens=2_000)
+    decision = PREFILL_POLICIES.create("kairos", predictor=pred).schedule(view, 0.0)
+    assert decision.batch == [short]
+
+
+def run_chunk(pred: Predictor, batch: list[Request], chunk: int) -> tuple[float, list[Request]]:
+    """One chunked-prefill iteration, as the simulator runs it: (duration, requests done)."""
+    budget, s, s2, done = chunk, 0, 0, []
+    for r in batch:
+        take = min(r.prompt_tokens - r.cached_tokens, budget)
+        budget -= take
+        s += take
+        s2 += take * take + 2 * take * r.cached_tokens
+        if r.cached_tokens + take == r.prompt_tokens:
+            done.append(r)
+        else:
+            r.cached_tokens += take
+        if not budget:
+            break
+    return pred.prefill_time(s, s2), done
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    chunk=st.integers(512, 4_096),
+    old_prompt=st.integers(1, 16_000),
+    share=st.floats(0.05, 0.5),
+    burst=st.floats(0.01, 0.5),
+)
+def test_kairos_prefill_guard_serves_aged_work_within_its_share(chunk, old_prompt, share, burst):
+    """No starvation under sustained overload, with chunked prefill: a new on-time request
+    arrives at every chunk boundary, faster than the instance serves them, so on-time work
+    never runs out; the aged request still finishes, at the guard's share of the instance."""
+    pred = predictor()
+    policy = PREFILL_POLICIES.create("kairos", predictor=pred, guard_share=share, guard_burst=burst)
+    old = request(0, 0.0, old_prompt, ttft=0.005)  # hopeless at once, aged after 0.05 s
+    waiting, now, aged_at = [old], 0.0, None
+    while old in waiting:
+        waiting.append(request(len(waiting) + 1_000_000, now, 1_000, ttft=0.5))
+        if aged_at is None and now > 0.05:
+            aged_at = now
+        decision = policy.schedule(StaticPrefillView(waiting), now)
+        duration, done = run_chunk(pred, decision.batch, chunk)
+        waiting = [r for r in waiting if r not in done]
+        now += duration
+        assert now < 1e4, "the aged request starved"
+    assert aged_at is not None, "it ran before it aged, so it was not hopeless"
+    # The guard is charged the aged request's own cost (work plus attention over its prompt):
+    # it may spend its burst at once, then ``share`` of the time, one chunk of overdraft.
+    c1, c2 = pred.prefill.c1, pred.prefill.c2
+    cost = c1 * old_prompt + c2 * old_prompt**2
+    one_chunk = c1 * chunk + c2 * (old_prompt**2 - max(old_prompt - chunk, 0) ** 2)
+    iteration = pred.prefill_time(chunk, chunk * chunk + 2 * chunk * old_prompt)
+    leads = -(-old_prompt // chunk)
+    assert now <= aged_at + max(cost - burst, 0.0) / share + (leads + 2) * iteration
+    assert now >= aged_at + (cost - one_chunk - burst) / share
+
+
 def decode_request(i: int, prompt: int, first_token: float, tpot: float = 0.05) -> Request:
     r = request(i, 0.0, prompt, tpot=tpot)
     r.first_token = first_token

@@ -15,7 +15,8 @@ from kairos.profiles import DEFAULT_PROFILE, available_profiles, load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PROFILES = REPO.parent / "shared" / "profiles"
-SHIPPED = ["llama3-70b-h100-tp8", "llama3-8b-a100", "llama3-8b-h100"]
+SHIPPED = ["llama3-70b-h100-tp8", "llama3-8b-a100", "llama3-8b-h100"]  # fitted from kernels
+MEASURED = ["smollm2-135m-cpu"]  # measured by `kairos profile` on a running vLLM (docs/vllm.md)
 # Datasheet peaks per GPU (bf16 dense tensor FLOP/s, HBM bytes/s): no real step can beat them.
 PEAK = {"H100-SXM-80GB": (989e12, 3.35e12), "A100-SXM-80GB": (312e12, 2.039e12)}
 GIB = 2**30
@@ -42,8 +43,16 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 def test_available_profiles_lists_the_shipped_ones() -> None:
-    assert available_profiles() == SHIPPED
+    assert available_profiles() == sorted(SHIPPED + MEASURED)
     assert DEFAULT_PROFILE in SHIPPED
+
+
+def test_measured_cpu_profile_says_how_it_was_measured() -> None:
+    profile = load_profile("smollm2-135m-cpu")
+    assert profile.source["measured_by"].startswith("kairos profile --url")
+    assert profile.fit_error["decode"]["mape_fit"] < 0.25
+    assert profile.decode.step_time(16, 4000) > profile.decode.step_time(1, 100)
+    assert profile.prefill.time_one(512) > profile.prefill.time_one(16)
 
 
 def test_profile_loads_with_the_schema_layout(name: str) -> None:

@@ -18,18 +18,23 @@ def moore_hodgson(
 ) -> tuple[list[tuple[float, float, T]], list[tuple[float, float, T]]]:
     """Split ``jobs`` (``(deadline, duration, item)``, sorted by deadline) into on-time and late.
 
-    Sequential processing from ``start`` is assumed. Both lists keep deadline order.
+    Sequential processing from ``start`` is assumed. Both lists keep deadline order. Of
+    equally long jobs, the earliest kept one is dropped first.
     """
     finish = start
     kept: list[tuple[float, int]] = []  # max-heap of (-duration, index)
-    dropped: set[int] = set()
+    dropped: list[int] = []
+    push, push_pop = heapq.heappush, heapq.heappushpop
     for i, (deadline, duration, _) in enumerate(jobs):
         finish += duration
-        heapq.heappush(kept, (-duration, i))
-        if finish > deadline:
-            neg, j = heapq.heappop(kept)
+        if finish > deadline:  # push it, then drop the longest kept (perhaps itself)
+            neg, j = push_pop(kept, (-duration, i))
             finish += neg
-            dropped.add(j)
-    on_time = [job for i, job in enumerate(jobs) if i not in dropped]
-    late = [jobs[i] for i in sorted(dropped)]
-    return on_time, late
+            dropped.append(j)
+        else:
+            push(kept, (-duration, i))
+    if not dropped:
+        return list(jobs), []
+    dropped.sort()
+    out = set(dropped)
+    return [job for i, job in enumerate(jobs) if i not in out], [jobs[i] for i in dropped]
