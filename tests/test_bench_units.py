@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from kairos.bench.client import Target
+from kairos.bench.client import PerfClock, Target
+from kairos.bench.http import HTTPClient, HTTPError
 from kairos.bench.prompts import Calibration, PromptBuilder, probe_lengths
 from kairos.bench.stream import StreamState, error_text, spread_tokens
 from kairos.commands import bench as bench_cmd
@@ -167,3 +169,81 @@ def test_bench_never_imports_the_simulator_or_the_server() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# --- the bench's HTTP client ---------------------------------------------------------------
+class _Scripted(asyncio.Protocol):
+    """A server that answers each request with the next scripted reply, in pieces."""
+
+    def __init__(self, replies: list[list[bytes]], seen: list[bytes]) -> None:
+        self.replies, self.seen = replies, seen
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.seen.append(data)
+        if b"\r\n\r\n" not in data:
+            return
+        pieces = self.replies.pop(0)
+        for piece in pieces:
+            if piece == b"<close>":
+                self.transport.close()
+                return
+            self.transport.write(piece)
+
+
+async def _exchange(replies: list[list[bytes]], requests: int) -> tuple[list[object], int]:
+    """Run ``requests`` GETs with an SSE line sink against a scripted server."""
+    seen: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Scripted(replies, seen), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    out: list[object] = []
+    async with HTTPClient(PerfClock(), timeout=5) as client:
+        for _ in range(requests):
+            lines: list[str] = []
+            try:
+                sink = lines.append
+                r = await client.request(
+                    "GET", f"http://127.0.0.1:{port}/x", on_line=lambda s, t, sink=sink: sink(s)
+                )
+                out.append((r.status, lines, r.body))
+            except HTTPError as e:
+                out.append(str(e))
+    server.close()
+    connections = sum(1 for d in seen if d.startswith(b"GET"))
+    return out, connections
+
+
+def test_http_client_reads_chunked_sse_split_anywhere_and_reuses_the_connection() -> None:
+    body = b"data: one\n\ndata: two\n\n"
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    raw = head + chunked
+    pieces = [raw[i : i + 3] for i in range(0, len(raw), 3)]  # cut through every boundary
+    sized = b"HTTP/1.1 404 Not Found\r\ncontent-length: 5\r\n\r\nnope!"
+    out, requests = asyncio.run(_exchange([pieces, [sized]], 2))
+    assert out[0] == (200, ["data: one", "", "data: two", ""], b"")
+    assert out[1] == (404, [], b"nope!")  # a non-2xx body comes back whole
+    assert requests == 2
+
+
+def test_http_client_errors_are_http_errors() -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\ndata:\r\n"
+    out, _ = asyncio.run(_exchange([[head, b"<close>"], [b"<close>"]], 2))
+    assert out[0] == "connection lost mid-response"
+    assert out[1] == "the server closed the connection without answering"
+
+
+def test_http_client_refused_connection() -> None:
+    async def go() -> str:
+        async with HTTPClient(PerfClock()) as client:
+            try:
+                await client.request("GET", "http://127.0.0.1:9/")
+            except HTTPError as e:
+                return str(e)
+        return "no error"
+
+    assert asyncio.run(go()).startswith("cannot connect to 127.0.0.1:9")

@@ -221,9 +221,10 @@ def test_slo_headers_and_timeline_in_request_log(server: Server) -> None:
     assert len(times) == 8 and times == sorted(times)
     assert rec["arrival"] <= rec["prefill_start"] < rec["prefill_end"] == times[0]
     # Decode steps follow the profile on the shared monotonic clock: a step of one request is
-    # 4.01 ms; the deadline chain lets one step absorb at most 1 ms of the previous one's lateness.
+    # 4.01 ms. Steps keep their absolute deadlines (a worker that wakes late catches up, so a
+    # late token can be followed by a short gap), so the mean gap is the step time.
     gaps = sorted(b - a for a, b in itertools.pairwise(times[1:]))
-    assert gaps[0] > 0.0040 - 0.0011, gaps
+    assert abs((times[-1] - times[1]) / (len(times) - 2) - 0.0040) < 0.001, gaps
     assert abs(gaps[len(gaps) // 2] - 0.0040) < 0.0015, gaps
 
 
@@ -461,6 +462,8 @@ def test_workers_exit_when_the_proxy_is_killed(tmp_path: Path) -> None:
 def test_unknown_engine_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     from kairos.cli import main
 
-    assert main(["serve", "--engine", "vllm"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--engine", "tpu"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown --engine 'vllm'" in err and "emulated" in err
+    assert "--engine" in err and "'tpu'" in err and "emulated" in err

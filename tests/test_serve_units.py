@@ -69,7 +69,7 @@ def done(batch: m.PrefillBatch, instance: int = 0, end: float = 100.1) -> m.Pref
     s = sum(x.prompt_tokens for x in specs)
     s2 = sum(x.prompt_tokens**2 for x in specs)
     handoffs = [m.KVHandoff(x, instance, x.prompt_tokens, end) for x in specs]
-    return m.PrefillDone(instance, batch.batch_id, 100.0, end, s, s2, s, handoffs)
+    return m.PrefillDone(instance, batch.batch_id, 100.0, end, end - 100.0, s, s2, s, handoffs)
 
 
 def update(instance: int, tokens: list[int], **kw: object) -> m.DecodeUpdate:
@@ -100,9 +100,10 @@ def test_prefill_pulls_from_the_global_queue_and_decode_policy_places(profile: P
     assert proxy.prefill[0].kv_used == 10
     proxy.handle(done(first))
     sent = transport.take()
-    # j1 -> decode 0 (FCFS: most free memory, ties to the lowest), then the next batch.
-    assert (sent[0][0], sent[0][1], type(sent[0][2])) == ("decode", 0, m.KVHandoff)
-    second = sent[1][2]
+    # The next batch first (the instance idles until it has it), then j1 -> decode 0 (FCFS:
+    # most free memory, ties to the lowest).
+    assert (sent[1][0], sent[1][1], type(sent[1][2])) == ("decode", 0, m.KVHandoff)
+    second = sent[0][2]
     assert isinstance(second, m.PrefillBatch)
     assert [x.id for x in second.requests] == [j2.request.id, j3.request.id]
     assert j1.token_times == [100.1] and j1.request.output_tokens == 1
@@ -166,7 +167,7 @@ def test_dead_decode_worker_fails_its_requests_only(profile: Profile) -> None:
     proxy, transport, _ = make_proxy(profile)
     a, b = submit(proxy, 10), submit(proxy, 10)
     proxy.handle(done(transport.take()[0][2]))  # type: ignore[arg-type]
-    proxy.handle(done(transport.take()[1][2]))  # type: ignore[arg-type]
+    proxy.handle(done(transport.take()[0][2]))  # type: ignore[arg-type]  (b's batch went first)
     assert (a.request.decode_instance, b.request.decode_instance) == (0, 1)
     proxy.worker_died("decode", 0)
     assert a.status == "failed" and isinstance(a.error, WorkerFailed) and a.error.status == 502
@@ -357,3 +358,12 @@ def test_tokenizer_is_exact_on_its_own_output() -> None:
 )
 def test_messages_round_trip(msg: m.Message) -> None:
     assert m.decode(m.encode(msg)) == msg
+
+
+def test_frames_survive_any_split() -> None:
+    msgs: list[m.Message] = [m.Cancel(3), m.KVReleased(4, 1), m.Shutdown()]
+    data = b"".join(bytes(m.frame(x)) for x in msgs)
+    for size in (1, 2, 5, len(data)):
+        reader = m.FrameReader()
+        got = [x for i in range(0, len(data), size) for x in reader.feed(data[i : i + size])]
+        assert got == msgs

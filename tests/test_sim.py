@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kairos.core.request import RequestState
+from kairos.core.request import Request, RequestState
 from kairos.core.slo import SLO
 from kairos.sim import ClusterConfig, simulate
 from kairos.sim.cluster import Cluster
@@ -35,6 +35,10 @@ def check_invariants(last: list[float]):
             assert 0 <= d.kv_free_tokens <= d.kv_capacity_tokens
             assert d.kv_tokens >= 0
             assert len(d.running) <= d.max_batch_size
+            # The book's K is the batch's context as the view reports it, including the
+            # steps advance_to folded in between boundaries.
+            assert d.kv_tokens == sum(r.prompt_tokens + d.generated(r) for r in d.running)
+            assert d.transferring >= 0 and d.kv_tokens <= d.reserved
 
     return hook
 
@@ -54,7 +58,19 @@ def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch):
     profile = make_profile(kv_capacity_tokens=kv_capacity, max_decode_batch_size=max_batch)
     requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
     config = ClusterConfig(prefill_instances=n_p, decode_instances=n_d, seed=seed, noise=0.1)
-    result = simulate(requests, true_out, profile, config, on_event=check_invariants([0.0]))
+    hook = check_invariants([0.0])
+    seen: list[Cluster] = []
+
+    def on_event(now: float, cluster: Cluster) -> None:
+        seen[:] = [cluster]
+        hook(now, cluster)
+
+    def on_place(r: Request, views: object, index: int) -> None:
+        # Placement reads the decode views between boundaries, as of their last step.
+        assert r.first_token is not None
+        hook(r.first_token, seen[0])
+
+    result = simulate(requests, true_out, profile, config, on_event=on_event, on_place=on_place)
 
     assert [r.id for r in result.records] == list(range(n)), "a request was lost or duplicated"
     for req, rec, out in zip(requests, result.records, true_out, strict=True):

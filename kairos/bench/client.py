@@ -7,13 +7,14 @@ timestamp from one origin.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import numpy as np
 
+from kairos.bench.http import HTTPClient, HTTPError
 from kairos.bench.stream import StreamState, error_text
 from kairos.core.clock import Clock
 from kairos.core.record import FloatArray
@@ -106,6 +107,8 @@ def headers(target: Target, request: BenchRequest) -> dict[str, str]:
     # SLO header names as llm-d's SLO-aware routing reads them; an SLO-aware server (kairos
     # serve) schedules by them, others ignore them.
     return {
+        "content-type": "application/json",
+        "accept": "text/event-stream",
         **auth_headers(target.api_key),
         "x-request-id": request.id,
         "x-slo-ttft-ms": f"{request.slo.ttft * 1e3:g}",
@@ -113,9 +116,7 @@ def headers(target: Target, request: BenchRequest) -> dict[str, str]:
     }
 
 
-async def send(
-    client: httpx.AsyncClient, target: Target, request: BenchRequest, clock: Clock
-) -> Outcome:
+async def send(client: HTTPClient, target: Target, request: BenchRequest, clock: Clock) -> Outcome:
     """Send one request and read its stream to the end; never raises for a server's fault.
 
     Status: 2xx with ``[DONE]`` and no error event -> finished; 429 and other 4xx -> rejected
@@ -123,23 +124,23 @@ async def send(
     ends without ``[DONE]`` -> failed. Tokens received before a failure are kept.
     """
     state = StreamState()
+    body = json.dumps(payload(target, request)).encode()
     sent = clock.now()
     try:
-        async with client.stream(
+        # Each SSE line is stamped with the time its bytes arrived (see kairos.bench.http).
+        response = await client.request(
             "POST",
             target.endpoint_url,
-            json=payload(target, request),
+            body=body,
             headers=headers(target, request),
-        ) as response:
-            if response.status_code >= 300:
-                body = await response.aread()
-                status = "rejected" if response.status_code < 500 else "failed"
-                message = f"HTTP {response.status_code}: {error_text(body)}"
-                return Outcome(status, sent, error=message)
-            async for line in response.aiter_lines():
-                state.feed(line, clock.now())
-    except httpx.HTTPError as e:
-        state.error = state.error or f"{type(e).__name__}: {e}".rstrip(": ")
+            on_line=state.feed,
+        )
+        if response.status >= 300:
+            status = "rejected" if response.status < 500 else "failed"
+            message = f"HTTP {response.status}: {error_text(response.body)}"
+            return Outcome(status, sent, error=message)
+    except HTTPError as e:
+        state.error = state.error or f"{type(e).__name__}: {e}"
     return _outcome(state, sent)
 
 
@@ -160,16 +161,18 @@ def _outcome(state: StreamState, sent: float) -> Outcome:
     )
 
 
-async def first_model(client: httpx.AsyncClient, target_url: str, api_key: str | None) -> str:
+async def first_model(client: HTTPClient, target_url: str, api_key: str | None) -> str:
     """The first model id the server lists at ``GET /v1/models``."""
     url = target_url.rstrip("/").removesuffix("/v1") + "/v1/models"
-    response = await client.get(url, headers=auth_headers(api_key))
-    if response.status_code != 200:
+    response = await client.request("GET", url, headers=auth_headers(api_key))
+    if response.status != 200:
         raise ValueError(
-            f"GET {url} answered HTTP {response.status_code}: {error_text(response.content)}; "
-            "pass --model"
+            f"GET {url} answered HTTP {response.status}: {error_text(response.body)}; pass --model"
         )
-    data = response.json().get("data") or []
+    try:
+        data = json.loads(response.body).get("data") or []
+    except (json.JSONDecodeError, AttributeError):
+        raise ValueError(f"GET {url} did not answer a JSON object; pass --model") from None
     if not data or "id" not in data[0]:
         raise ValueError(f"GET {url} lists no models; pass --model")
     return str(data[0]["id"])

@@ -17,10 +17,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
 import numpy as np
 
 from kairos.bench.client import BenchRequest, Outcome, Target, send
+from kairos.bench.http import HTTPClient
 from kairos.bench.prompts import Calibration, PromptBuilder
 from kairos.core.clock import Clock
 from kairos.core.record import FloatArray, RequestRecord
@@ -49,6 +49,7 @@ class Replay:
     outcomes: list[Outcome]
     lags: FloatArray  # actual - scheduled send time, seconds, per request
     slo: SLO
+    origin: float = 0.0  # the replay clock's reading at time 0 (to line up with server logs)
 
     def records(self, trace: Trace) -> list[RequestRecord]:
         """One record per trace request; ``id`` is the trace index."""
@@ -68,19 +69,15 @@ class Replay:
         ]
 
 
-def http_client(config: ReplayConfig) -> httpx.AsyncClient:
+def http_client(config: ReplayConfig, clock: Clock) -> HTTPClient:
     """A client with a connection per in-flight request: a pool that made requests wait for a
     connection would add client-side queueing to the server's TTFT. Idle connections are all
     kept, so a burst after a lull does not pay TCP handshakes inside its TTFT."""
-    limits = httpx.Limits(
-        max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency
-    )
-    timeout = httpx.Timeout(config.timeout, connect=30.0)
-    return httpx.AsyncClient(limits=limits, timeout=timeout)
+    return HTTPClient(clock, timeout=config.timeout, connect_timeout=30.0)
 
 
 async def calibrate(
-    client: httpx.AsyncClient,
+    client: HTTPClient,
     target: Target,
     builder: PromptBuilder,
     lengths: tuple[int, int],
@@ -120,7 +117,7 @@ def plan(
 
 
 async def replay(
-    client: httpx.AsyncClient,
+    client: HTTPClient,
     target: Target,
     trace: Trace,
     build: Callable[[int], BenchRequest],
@@ -155,9 +152,7 @@ async def replay(
     return _rebased(outcomes, trace, origin, config.slo)
 
 
-async def _send(
-    client: httpx.AsyncClient, target: Target, request: BenchRequest, clock: Clock
-) -> Outcome:
+async def _send(client: HTTPClient, target: Target, request: BenchRequest, clock: Clock) -> Outcome:
     """``send``, with any unexpected error turned into a failed outcome: every trace request
     must yield exactly one record, or the attainment denominator would shrink silently."""
     sent = clock.now()
@@ -176,4 +171,4 @@ def _rebased(outcomes: list[Outcome | None], trace: Trace, origin: float, slo: S
         o.token_times = o.token_times - origin
         done.append(o)
     lags = np.array([o.sent for o in done], dtype=np.float64) - trace.arrivals
-    return Replay(done, lags, slo)
+    return Replay(done, lags, slo, origin)

@@ -6,10 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from kairos.bench.checks import check
 from kairos.bench.client import PerfClock, Target, first_model
+from kairos.bench.http import HTTPError
 from kairos.bench.prompts import IDENTITY, Calibration, PromptBuilder, probe_lengths
 from kairos.bench.replay import Replay, ReplayConfig, calibrate, http_client, plan, replay
 from kairos.core.clock import Clock
@@ -39,10 +38,10 @@ async def run_bench(
 ) -> BenchResult:
     """Replay ``trace`` against the server at ``url``; ``model`` defaults to its first model."""
     clock = clock or PerfClock()
-    async with http_client(config) as client:
+    async with http_client(config, clock) as client:
         try:
             model = model or await first_model(client, url, api_key)
-        except httpx.HTTPError as e:
+        except HTTPError as e:
             raise ValueError(f"cannot reach {url}: {type(e).__name__}: {e}") from e
         target = Target(url, model, endpoint, api_key)
         builder = PromptBuilder(config.seed)

@@ -2,5 +2,5 @@
 
 Processes: one proxy (HTTP edge, global prefill queue, placement; ``proxy``, ``api``) and one
 worker per prefill and decode instance (``workers``), talking typed messages (``messages``)
-over zmq. Never imports ``kairos.sim``: both runtimes share only ``kairos.core``.
+over Unix sockets. Never imports ``kairos.sim``: both runtimes share only ``kairos.core``.
 """

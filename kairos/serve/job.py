@@ -21,8 +21,13 @@ class Job:
         "_end_waiter",
         "_waiter",
         "client_id",
+        "dispatched",
         "error",
+        "first_sent",
         "max_tokens",
+        "placement_inputs",
+        "prefill_seen",
+        "queued",
         "request",
         "status",
         "token_times",
@@ -38,6 +43,17 @@ class Job:
         self.error: ServeError | None = None
         self._waiter: asyncio.Future[None] | None = None  # a streaming response, per token
         self._end_waiter: asyncio.Future[None] | None = None  # a non-streaming one, at the end
+        # The proxy's side of the timeline (monotonic seconds), for the TTFT breakdown in
+        # the request log: the request entered the prefill queue, its batch was sent to a
+        # prefill worker, the proxy read the worker's PrefillDone, the first token was written
+        # to the client's socket. (Arrival and the worker's times are on ``request``.)
+        self.queued: float | None = None
+        self.dispatched: float | None = None
+        self.prefill_seen: float | None = None
+        self.first_sent: float | None = None
+        # What the decode policy's ``place`` read of each live decode instance (see
+        # kairos.core.decode_state.placement_inputs).
+        self.placement_inputs: list[tuple[int, int, int, int, int]] | None = None
 
     @property
     def done(self) -> bool:

@@ -11,9 +11,12 @@ prefill worker that holds the copy).
 
 Times are ``time.monotonic()`` seconds: CLOCK_MONOTONIC is system-wide, so every process
 stamps on the same origin. Request ids are the proxy's integers, not the client's strings.
+On the wire each message is a frame: its msgpack length (4 bytes, little-endian), then it.
 """
 
 from __future__ import annotations
+
+import struct
 
 import msgspec
 
@@ -53,8 +56,9 @@ class PrefillDone(msgspec.Struct, tag=True, array_like=True):
     instance: int
     batch_id: int
     start: float
-    end: float
-    sum_tokens: int  # s and s2 of the batch, for the predictor's online correction
+    end: float  # when the first tokens were emitted
+    busy: float  # what the batch took on the engine (the predictor's online correction)
+    sum_tokens: int  # s and s2 of the batch, for the same
     sum_sq_tokens: int
     kv_used: int
     handoffs: list[KVHandoff]
@@ -116,6 +120,7 @@ Message = (
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+_LENGTH = struct.Struct("<I")
 
 
 def encode(msg: Message) -> bytes:
@@ -124,3 +129,37 @@ def encode(msg: Message) -> bytes:
 
 def decode(data: bytes) -> Message:
     return _decoder.decode(data)
+
+
+def frame(msg: Message) -> bytearray:
+    """``msg`` as one frame for a byte stream."""
+    buf = bytearray(_LENGTH.size)
+    _encoder.encode_into(msg, buf, _LENGTH.size)
+    _LENGTH.pack_into(buf, 0, len(buf) - _LENGTH.size)
+    return buf
+
+
+class FrameReader:
+    """Cuts a byte stream back into messages, however the bytes arrive."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Message]:
+        buf = self._buf
+        buf += data
+        msgs: list[Message] = []
+        start, end = 0, len(buf)
+        head = _LENGTH.size
+        with memoryview(buf) as view:
+            while end - start >= head:
+                (n,) = _LENGTH.unpack_from(view, start)
+                if end - start - head < n:
+                    break
+                msgs.append(_decoder.decode(view[start + head : start + head + n]))
+                start += head + n
+        if start:
+            del buf[:start]
+        return msgs

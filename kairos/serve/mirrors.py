@@ -2,22 +2,29 @@
 
 ``PrefillMirror`` is a ``PrefillView`` over the proxy's global prefill queue (the prefill
 policy runs in the proxy on behalf of the free instance, as in the simulator's pull-on-free
-cluster). ``DecodeMirror`` is a ``DecodeView`` for ``DecodePolicy.place``: membership is
-tracked from placements and ``DecodeUpdate`` messages, the scalars are the worker's last
-report, and ``generated`` is the tokens the proxy has streamed.
+cluster). ``DecodeMirror`` is the core ``DecodeBook`` (the bookkeeping the worker and the
+simulator keep) for ``DecodePolicy.place``: membership is tracked from placements and
+``DecodeUpdate`` messages, the counters are the worker's last report, and ``generated`` is
+the tokens the proxy has streamed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from kairos.core.decode_state import DecodeBook
+from kairos.core.prefill_state import PrefillBook
 from kairos.core.request import Request
 from kairos.serve.messages import DecodeUpdate
-from kairos.serve.queue import RequestQueue
 
 
-class PrefillMirror:
-    """Implements ``PrefillView``."""
+class PrefillMirror(PrefillBook):
+    """Implements ``PrefillView``: the core ``PrefillBook`` over the proxy's global queue.
+
+    ``kv_used`` is tracked here (+ on dispatch, - on release), as the simulator tracks it.
+    """
+
+    __slots__ = ("_queue", "alive", "batch_id", "reported_kv_used")
 
     def __init__(
         self,
@@ -28,67 +35,36 @@ class PrefillMirror:
         max_batch_tokens: int,
         max_batch_requests: int,
     ) -> None:
-        self.instance_id = instance_id
+        super().__init__(
+            instance_id,
+            kv_capacity_tokens=kv_capacity_tokens,
+            max_batch_tokens=max_batch_tokens,
+            max_batch_requests=max_batch_requests,
+        )
         self._queue = queue
-        self.kv_capacity_tokens = kv_capacity_tokens
-        self.max_batch_tokens = max_batch_tokens
-        self.max_batch_requests = max_batch_requests
-        self.kv_used = 0  # tracked here: + on dispatch, - on release
         self.reported_kv_used = 0  # what the worker last said it holds
-        self.busy = False
         self.alive = True
-        self.batch: list[Request] = []
         self.batch_id = 0
 
     @property
     def waiting(self) -> Collection[Request]:
         return self._queue.values()
 
-    @property
-    def kv_free_tokens(self) -> int:
-        return self.kv_capacity_tokens - self.kv_used
 
+class DecodeMirror(DecodeBook):
+    """A ``DecodeBook`` that follows its worker's reports (what ``place`` reads).
 
-class DecodeMirror:
-    """Implements ``DecodeView`` (what ``place`` reads) from the worker's reports."""
+    Waiting requests are added here at placement and leave when the worker reports them
+    admitted; running ones join and leave as reported; the counters are the worker's own.
+    So between two reports it shows the instance as of its last completed step.
+    """
 
     def __init__(self, instance_id: int, *, kv_capacity_tokens: int, max_batch_size: int) -> None:
-        self.instance_id = instance_id
-        self.kv_capacity_tokens = kv_capacity_tokens
-        self.max_batch_size = max_batch_size
-        self._waiting = RequestQueue()
-        self._running: dict[int, Request] = {}
-        self.transferring = 0
-        self.kv_tokens = 0
-        self.reserved = 0
+        super().__init__(
+            instance_id, kv_capacity_tokens=kv_capacity_tokens, max_batch_size=max_batch_size
+        )
         self.alive = True
         self.placed = 0  # requests placed here and not yet ended
-
-    @property
-    def waiting(self) -> RequestQueue:
-        return self._waiting
-
-    @property
-    def running(self) -> Collection[Request]:
-        return self._running.values()
-
-    @property
-    def waiting_tokens(self) -> int:
-        return self._waiting.tokens
-
-    @property
-    def kv_free_tokens(self) -> int:
-        return self.kv_capacity_tokens - self.reserved
-
-    def generated(self, request: Request) -> int:
-        return request.output_tokens
-
-    def first_token_time(self, request: Request) -> float:
-        assert request.first_token is not None
-        return request.first_token
-
-    def enqueue(self, r: Request) -> None:
-        self._waiting.append(r, r.prompt_tokens + r.output_tokens)
 
     def remove(self, rid: int) -> None:
         self._waiting.discard(rid)

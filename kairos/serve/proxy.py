@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 
 from kairos.core.clock import Clock
+from kairos.core.decode_state import placement_inputs
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
@@ -27,6 +28,7 @@ from kairos.serve.job import Job
 from kairos.serve.messages import (
     Cancel,
     DecodeUpdate,
+    KVHandoff,
     KVReleased,
     Message,
     PrefillBatch,
@@ -96,7 +98,7 @@ class Proxy:
         r = job.request
         self.queue[r.id] = r
         self.jobs[r.id] = job
-        now = self.clock.now()
+        now = job.queued = self.clock.now()
         for inst in self.prefill:
             if not self.queue:
                 break
@@ -146,7 +148,10 @@ class Proxy:
         inst.busy = True
         inst.batch = decision.batch
         inst.batch_id += 1
-        specs = [_spec(self.jobs[r.id]) for r in decision.batch]
+        jobs = [self.jobs[r.id] for r in decision.batch]
+        for job in jobs:
+            job.dispatched = now
+        specs = [_spec(job) for job in jobs]
         self.transport.send("prefill", inst.instance_id, PrefillBatch(inst.batch_id, specs))
 
     def _on_prefill_done(self, msg: PrefillDone) -> None:
@@ -154,31 +159,43 @@ class Proxy:
         inst.busy = False
         inst.batch = []
         inst.reported_kv_used = msg.kv_used
-        self.predictor.observe_prefill(msg.end - msg.start, msg.sum_tokens, msg.sum_sq_tokens)
+        self.predictor.observe_prefill(msg.busy, msg.sum_tokens, msg.sum_sq_tokens)
         now = self.clock.now()
+        prefilled: list[tuple[Job, KVHandoff]] = []
         for h in msg.handoffs:
             job = self.jobs.get(h.request.id)
             if job is None:  # ended while prefilling (its KV is already released)
                 continue
             r = job.request
+            job.prefill_seen = now
             r.prefill_start = msg.start
             r.prefill_end = r.first_token = msg.end
             r.output_tokens = 1  # the prefill emits the first token
             job.add_token(msg.end)
             if job.max_tokens == 1:
-                self._finish(job, msg.end)
-                continue
-            alive = [d for d in self.decode if d.alive]
-            if not alive:
-                self._end(job, "failed", Unavailable("no live decode worker to place it on"))
-                continue
-            target = alive[self.decode_policy.place(r, alive, now)]
-            r.decode_instance = target.instance_id
-            r.state = RequestState.WAITING_DECODE
-            target.enqueue(r)
-            target.placed += 1
-            self.transport.send("decode", target.instance_id, h)
+                self._finish(job, msg.end)  # frees its prompt KV before the next decision
+            else:
+                prefilled.append((job, h))
+        # The next batch before the placements: the instance idles until it arrives, and
+        # placing does not change what the prefill policy sees (the simulator places first,
+        # at the same instant).
         self._try_prefill(inst, now)
+        for job, h in prefilled:
+            self._place(job, h, now)
+
+    def _place(self, job: Job, h: KVHandoff, now: float) -> None:
+        alive = [d for d in self.decode if d.alive]
+        if not alive:
+            self._end(job, "failed", Unavailable("no live decode worker to place it on"))
+            return
+        r = job.request
+        job.placement_inputs = [placement_inputs(d) for d in alive]
+        target = alive[self.decode_policy.place(r, alive, now)]
+        r.decode_instance = target.instance_id
+        r.state = RequestState.WAITING_DECODE
+        target.enqueue(r)
+        target.placed += 1
+        self.transport.send("decode", target.instance_id, h)
 
     def _on_decode_update(self, msg: DecodeUpdate) -> None:
         jobs = self.jobs

@@ -14,6 +14,7 @@ from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies.base import DecodePolicy, PrefillPolicy
 from kairos.core.request import Request, RequestState
+from kairos.core.snapshot import DecodeView
 from kairos.sim.config import ClusterConfig
 from kairos.sim.decode_instance import DecodeInstance, PolicyContractError
 from kairos.sim.events import DECODE_BOUNDARY, KV_DONE, PREFILL_DONE, EventQueue
@@ -69,6 +70,11 @@ class Cluster:
             for i in range(config.decode_instances)
         ]
         self._true_output = true_output
+        # With one decode instance placement has no choice: no need to bring its view up to date.
+        self._several_decode = len(self.decode) > 1
+        # Called after each placement with the views the policy read (the differential test
+        # records them to explain a placement the server made differently).
+        self.on_place: Callable[[Request, Sequence[DecodeView], int], None] | None = None
         self._chunk = config.prefill_chunk_tokens or 1 << 62
         # The largest prompt the cluster can ever hold; anything longer is rejected at once.
         self.max_prompt = min(profile.max_context_tokens, profile.kv_capacity_tokens)
@@ -181,9 +187,9 @@ class Cluster:
 
     def _dequeue(self, inst: PrefillInstance, r: Request) -> None:
         if r.prefill_start is None:
-            self.queue.remove(r, r.prompt_tokens)
+            self.queue.discard(r.id)
         else:
-            inst.resumed.remove(r, r.prompt_tokens)
+            inst.resumed.discard(r.id)
 
     def _on_prefill_done(
         self, now: float, inst: PrefillInstance, info: tuple[float, int, int]
@@ -194,6 +200,7 @@ class Cluster:
         takes, inst.takes = inst.takes, []
         inst.busy = False
         views = self.decode
+        synced = False
         for r, take in zip(batch, takes, strict=True):
             if r.cached_tokens + take < r.prompt_tokens:  # a chunk of a longer prompt
                 r.cached_tokens += take
@@ -207,9 +214,15 @@ class Cluster:
                 r.finish = now
                 r.state = RequestState.FINISHED
                 continue
+            if not synced and self._several_decode:  # views as of their last completed step
+                for view in views:
+                    view.advance_to(now)
+                synced = True
             d = self.decode_policy.place(r, views, now)
+            if self.on_place is not None:
+                self.on_place(r, views, d)
             r.decode_instance = d
-            views[d].enqueue(r, now)
+            views[d].place(r, now)
         self._try_prefill(inst, now)
 
     # --- decode side -------------------------------------------------------------------------

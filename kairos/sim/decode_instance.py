@@ -10,15 +10,14 @@ here, a KV transfer landing). At a boundary the policy decides admissions and pr
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from kairos.core.decode_state import DecodeBook
 from kairos.core.latency.arith import run_time, steps_within
 from kairos.core.policies.base import DecodePolicy
 from kairos.core.request import Request, RequestState
 from kairos.sim.events import DECODE_BOUNDARY, KV_DONE, EventQueue
 from kairos.sim.kv_link import KVLink
-from kairos.sim.queues import RequestQueue
 
 if TYPE_CHECKING:
     from kairos.sim.truth import Truth
@@ -28,8 +27,8 @@ class PolicyContractError(RuntimeError):
     """A policy returned a decision the runtime cannot carry out."""
 
 
-class DecodeInstance:
-    """Implements ``DecodeView``."""
+class DecodeInstance(DecodeBook):
+    """A ``DecodeBook`` advanced in closed form between boundaries."""
 
     def __init__(
         self,
@@ -43,9 +42,9 @@ class DecodeInstance:
         policy: DecodePolicy,
         true_output: list[int],
     ) -> None:
-        self.instance_id = instance_id
-        self.kv_capacity_tokens = kv_capacity_tokens
-        self.max_batch_size = max_batch_size
+        super().__init__(
+            instance_id, kv_capacity_tokens=kv_capacity_tokens, max_batch_size=max_batch_size
+        )
         self.link = link
         self._truth = truth
         self._events = events
@@ -54,65 +53,78 @@ class DecodeInstance:
         decode = truth.profile.decode
         self._coef = (decode.d0, decode.d1, decode.d2)
         self._observe = truth.predictor.observe_decode
-        self._waiting = RequestQueue()
-        self._running: dict[int, Request] = {}
         self._join_step: dict[int, int] = {}
         self._finish_step: dict[int, int] = {}
         self._finish_heap: list[tuple[int, int]] = []
         self._ready: list[Request] = []
-        self.transferring = 0
-        self.kv_tokens = 0  # context of the running batch at the current boundary
-        self._reserved = 0  # running + transferring + ready contexts
         self.step = 0  # steps completed at the current boundary
         self._t0 = 0.0  # time of the current boundary
         self._first = 0.0  # true duration of the first step of the current run
         self._inc = 0.0
         self._raw = (0.0, 0.0)  # the same, as the uncorrected model predicts it
         self._next_n: int | None = None  # steps to the scheduled boundary (None: idle)
+        self._done = 0  # steps of the current run already counted (advance_to)
         self.version = 0
-        # Runs of steps, for rebuilding every token's time afterwards.
-        self.runs: list[tuple[int, int, float, float, float]] = []
+        # Runs of steps, for rebuilding every token's time afterwards: (first step, steps,
+        # run origin, first, inc, steps of the run before these).
+        self.runs: list[tuple[int, int, float, float, float, int]] = []
         # Per request: (first step, last step) of each stint in the batch.
         self.stints: dict[int, list[tuple[int, int]]] = {}
         self.tokens_out = 0
 
-    # --- DecodeView -----------------------------------------------------------------------
-    @property
-    def waiting(self) -> RequestQueue:
-        return self._waiting
-
-    @property
-    def running(self) -> Collection[Request]:
-        return self._running.values()
-
-    @property
-    def waiting_tokens(self) -> int:
-        return self._waiting.tokens
-
-    @property
-    def kv_free_tokens(self) -> int:
-        return self.kv_capacity_tokens - self._reserved
-
+    # --- DecodeView (the rest is the DecodeBook's) -------------------------------------------
     def generated(self, request: Request) -> int:
         join = self._join_step.get(request.id)
         if join is None or request.id not in self._running:
             return request.output_tokens
         return request.output_tokens + self.step - join
 
-    def first_token_time(self, request: Request) -> float:
-        assert request.first_token is not None
-        return request.first_token
-
     # --- driven by the cluster ---------------------------------------------------------------
-    def enqueue(self, r: Request, now: float) -> None:
-        r.state = RequestState.WAITING_DECODE
-        self._waiting.append(r, r.prompt_tokens + r.output_tokens)
+    def place(self, r: Request, now: float) -> None:
+        """A prefilled request placed here by the decode policy."""
+        self.enqueue(r)
         self.poke(now)
 
     def kv_landed(self, r: Request, now: float) -> None:
-        self.transferring -= 1
+        # Still counted in ``transferring`` until it joins the batch at the next boundary: the
+        # view then says the same before and after a landing it cannot see (as a server's
+        # mirror of this instance, which hears of the landing only at that boundary).
         self._ready.append(r)
         self.poke(now)
+
+    def advance_to(self, now: float) -> None:
+        """Fold the steps completed by ``now`` into the state, so the view shows the last
+        completed step: what a real instance, which reports after every step, would show.
+
+        Called before the cluster reads this instance as a view between its boundaries (for
+        placement). Only counters move; membership changes at boundaries, which fall on the
+        steps where someone finishes or the policy is due, so none is skipped here. The run
+        keeps its origin, so its step times (and the scheduled boundary) stay as they were.
+        """
+        n_next = self._next_n
+        if not n_next or not self._running:
+            return
+        n = steps_within(self._first, self._inc, now - self._t0)
+        if n >= n_next:
+            n = n_next - 1  # the scheduled boundary is at ``now`` (a tie): it runs next
+        done = self._done
+        if n > done:
+            self._fold(done, n - done)
+            self._done = n
+
+    def _fold(self, done: int, k: int) -> None:
+        """Count steps ``done + 1`` to ``done + k`` of the current run as completed."""
+        batch = len(self._running)
+        first, inc = self._first, self._inc
+        self.runs.append((self.step, k, self._t0, first, inc, done))
+        # Steps j = done .. done + k - 1 (0-based) take first + inc * j each.
+        tri = k * done + k * (k - 1) * 0.5
+        raw_first, raw_inc = self._raw
+        self._observe(k * first + inc * tri, k * raw_first + raw_inc * tri)
+        self.step += k
+        self.kv_tokens += batch * k
+        self.reserved += batch * k
+        self.tokens_out += batch * k
 
     def poke(self, now: float) -> None:
         """Ask for a boundary at the first step boundary at or after ``now``."""
@@ -141,17 +153,20 @@ class DecodeInstance:
         """
         self._next_n = None
         running = self._running
-        if n:
+        done = self._done
+        if n > done:
+            self._done = 0
+            k = n - done  # steps not yet folded in by advance_to
             batch = len(running)
             first, inc = self._first, self._inc
-            self.runs.append((self.step, n, self._t0, first, inc))
-            tri = n * (n - 1) * 0.5
+            self.runs.append((self.step, k, self._t0, first, inc, done))
+            tri = k * done + k * (k - 1) * 0.5
             raw_first, raw_inc = self._raw
-            self._observe(n * first + inc * tri, n * raw_first + raw_inc * tri)
-            step = self.step = self.step + n
-            self.kv_tokens += batch * n
-            self._reserved += batch * n
-            self.tokens_out += batch * n
+            self._observe(k * first + inc * tri, k * raw_first + raw_inc * tri)
+            step = self.step = self.step + k
+            self.kv_tokens += batch * k
+            self.reserved += batch * k
+            self.tokens_out += batch * k
             # Retire everyone whose last token was this step.
             heap = self._finish_heap
             finish_step = self._finish_step
@@ -159,37 +174,36 @@ class DecodeInstance:
                 fs, rid = heapq.heappop(heap)
                 if finish_step.get(rid) != fs:
                     continue  # stale entry of a preempted request
-                r = running.pop(rid)
+                r = running[rid]
                 del finish_step[rid]
                 self._leave(r, fs)
                 r.finish = now
                 r.state = RequestState.FINISHED
         self._t0 = now
+        self._done = 0
         if self._ready:
             self._join(now)
         # The policy is consulted only when someone waits or memory is short.
-        if self._waiting.count or self.kv_capacity_tokens - self._reserved < len(running):
+        if self._waiting.count or self.kv_capacity_tokens - self.reserved < len(running):
             self._apply_policy(now)
         if running:
             self._start_run()
 
     def _leave(self, r: Request, until_step: int) -> None:
+        # Output tokens are counted in closed form: they catch up when the request leaves.
         join = self._join_step.pop(r.id)
         r.output_tokens += until_step - join
         self.stints.setdefault(r.id, []).append((join, until_step))
-        ctx = r.prompt_tokens + r.output_tokens
-        self.kv_tokens -= ctx
-        self._reserved -= ctx
+        self.leave(r)
 
     def _join(self, now: float) -> None:
+        step = self.step
         for r in self._ready:
-            self._running[r.id] = r
-            self._join_step[r.id] = self.step
-            fs = self.step + self._true_output[r.id] - r.output_tokens
+            self.join(r)
+            self._join_step[r.id] = step
+            fs = step + self._true_output[r.id] - r.output_tokens
             self._finish_step[r.id] = fs
             heapq.heappush(self._finish_heap, (fs, r.id))
-            self.kv_tokens += r.prompt_tokens + r.output_tokens
-            r.state = RequestState.DECODING
             if r.decode_start is None:
                 r.decode_start = now
         self._ready.clear()
@@ -199,18 +213,12 @@ class DecodeInstance:
         for r in decision.preempt:
             if r.id not in self._running:
                 raise PolicyContractError(f"policy preempted request {r.id}, which is not running")
-            del self._running[r.id]
             del self._finish_step[r.id]
             self._leave(r, self.step)
             r.preemptions += 1
-            r.state = RequestState.WAITING_DECODE
-            self._waiting.append_front(r, r.prompt_tokens + r.output_tokens)
+            self.requeue(r)
         for r in decision.admit:
-            ctx = r.prompt_tokens + r.output_tokens
-            self._waiting.remove(r, ctx)
-            self._reserved += ctx
-            self.transferring += 1
-            r.state = RequestState.TRANSFERRING
+            ctx = self.admit(r)
             if r.kv_start is None:
                 r.kv_start = now
             self._events.push(self.link.schedule(now, ctx), KV_DONE, self, r)
@@ -227,7 +235,7 @@ class DecodeInstance:
         while finish_step.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)
         n_finish = heap[0][0] - self.step
-        n_memory = (self.kv_capacity_tokens - self._reserved) // batch
+        n_memory = (self.kv_capacity_tokens - self.reserved) // batch
         n = n_finish if n_finish < n_memory else n_memory
         d0, d1, d2 = self._coef
         raw_first = d0 + d1 * batch + d2 * self.kv_tokens

@@ -7,28 +7,15 @@ instance's view lists ahead of the global queue.
 
 from __future__ import annotations
 
-from kairos.core.request import Request
+from kairos.core.prefill_state import PrefillBook
 from kairos.sim.queues import ChainedQueue, RequestQueue
 
 
-class PrefillInstance:
-    """Implements ``PrefillView`` over the cluster's global prefill queue."""
+class PrefillInstance(PrefillBook):
+    """Implements ``PrefillView``: the core ``PrefillBook`` over the cluster's global prefill
+    queue, plus its own queue of half-prefilled prompts."""
 
-    __slots__ = (
-        "_both",
-        "_queue",
-        "batch",
-        "batches",
-        "busy",
-        "busy_time",
-        "instance_id",
-        "kv_capacity_tokens",
-        "kv_used",
-        "max_batch_requests",
-        "max_batch_tokens",
-        "resumed",
-        "takes",
-    )
+    __slots__ = ("_both", "_queue", "batches", "busy_time", "resumed", "takes")
 
     def __init__(
         self,
@@ -39,14 +26,13 @@ class PrefillInstance:
         max_batch_tokens: int,
         max_batch_requests: int,
     ) -> None:
-        self.instance_id = instance_id
+        super().__init__(
+            instance_id,
+            kv_capacity_tokens=kv_capacity_tokens,
+            max_batch_tokens=max_batch_tokens,
+            max_batch_requests=max_batch_requests,
+        )
         self._queue = queue
-        self.kv_capacity_tokens = kv_capacity_tokens
-        self.max_batch_tokens = max_batch_tokens
-        self.max_batch_requests = max_batch_requests
-        self.kv_used = 0
-        self.busy = False
-        self.batch: list[Request] = []
         self.takes: list[int] = []  # prompt tokens each batch member prefills this iteration
         self.resumed = RequestQueue()
         self._both = ChainedQueue(self.resumed, queue)
@@ -56,7 +42,3 @@ class PrefillInstance:
     @property
     def waiting(self) -> RequestQueue | ChainedQueue:
         return self._both if self.resumed.count else self._queue
-
-    @property
-    def kv_free_tokens(self) -> int:
-        return self.kv_capacity_tokens - self.kv_used

@@ -12,6 +12,7 @@ from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.record import FloatArray, RequestRecord
 from kairos.core.request import Request, RequestState
+from kairos.core.snapshot import DecodeView
 from kairos.sim.cluster import Cluster
 from kairos.sim.config import ClusterConfig
 from kairos.sim.decode_instance import DecodeInstance
@@ -39,10 +40,12 @@ def simulate(
     predictor: str = "fitted",
     progress: Callable[[int], None] | None = None,
     on_event: Callable[[float, Cluster], None] | None = None,
+    on_place: Callable[[Request, Sequence[DecodeView], int], None] | None = None,
 ) -> SimResult:
     """Simulate ``requests`` (sorted by arrival, ids 0..n-1) on a P/D cluster.
 
-    ``predictor`` is one of :data:`kairos.sim.predictors.PREDICTORS`.
+    ``predictor`` is one of :data:`kairos.sim.predictors.PREDICTORS`. ``on_place(request,
+    views, index)`` is called after every decode placement, with the views the policy read.
     """
     for i, r in enumerate(requests):
         if r.id != i:
@@ -57,6 +60,7 @@ def simulate(
         model,
         list(true_output),
     )
+    cluster.on_place = on_place
     start = time.process_time()
     end = cluster.run(requests, progress, on_event)
     records = build_records(requests, cluster.decode, cluster.errors)
@@ -83,8 +87,8 @@ def step_end_times(inst: DecodeInstance) -> FloatArray:
     runs = np.array(inst.runs, dtype=np.float64)
     counts = runs[:, 1].astype(np.int64)
     total = int(counts.sum())
-    # j = 1..n within each run, laid out run after run.
-    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    # j = 1..n within each run (after the steps of the run already counted), run after run.
+    offsets = np.repeat(np.cumsum(counts) - counts - runs[:, 5], counts)
     j = np.arange(1, total + 1, dtype=np.float64) - offsets
     t0 = np.repeat(runs[:, 2], counts)
     first = np.repeat(runs[:, 3], counts)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pydantic
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kairos.core.request import Request as CoreRequest
 from kairos.serve.api.render import Rendering
@@ -32,7 +33,42 @@ if TYPE_CHECKING:
 log = logging.getLogger("kairos.serve")
 
 
-def create_app(rt: Runtime) -> FastAPI:
+def create_app(rt: Runtime) -> ASGIApp:
+    """The FastAPI app, behind a direct route for the two generation endpoints."""
+    return GenerationFastPath(create_api(rt), rt)
+
+
+class GenerationFastPath:
+    """POST /v1/completions and /v1/chat/completions go straight to ``generate``; everything
+    else (and lifespan) to the FastAPI app.
+
+    Why: FastAPI's exception, body-limit and exit-stack middleware and its router cost about
+    0.3 ms per request on the two-core machine this is measured on, on the path to every
+    first token, and wrap every streamed chunk's ``send``. The errors are answered as the
+    FastAPI app answers them (``error_response``), so clients see no difference.
+    """
+
+    def __init__(self, api: FastAPI, rt: Runtime) -> None:
+        self.api = api
+        self.rt = rt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        schema = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if schema is None or scope["method"] != "POST":
+            await self.api(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await generate(self.rt, request, schema)
+        except ServeError as e:
+            response = error_response(e, _request_id(request))
+        except Exception as e:
+            log.exception("unexpected error")
+            response = error_response(ServeError(f"internal error: {e}"), _request_id(request))
+        await response(scope, receive, send)
+
+
+def create_api(rt: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await rt.start()
@@ -85,6 +121,12 @@ def create_app(rt: Runtime) -> FastAPI:
         return JSONResponse(rt.state())
 
     return app
+
+
+ROUTES: dict[str, type[CompletionRequest] | type[ChatRequest]] = {
+    "/v1/completions": CompletionRequest,
+    "/v1/chat/completions": ChatRequest,
+}
 
 
 def _request_id(request: Request) -> str:
@@ -148,6 +190,7 @@ async def generate(
             rendering,
             include_usage=body.include_usage,
             cancel=rt.proxy.cancel,
+            clock=rt.clock,
             headers=headers,
         )
     if not await _finished_unless_disconnected(rt, job, request):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from kairos.core.clock import Clock
 from kairos.serve.api.render import DONE, Rendering, error_event
 from kairos.serve.errors import Unavailable
 from kairos.serve.job import Job
@@ -29,9 +30,11 @@ class TokenStreamResponse(Response):
         *,
         include_usage: bool,
         cancel: Callable[[Job], None],
+        clock: Clock,
         headers: dict[str, str],
     ) -> None:
         self.job = job
+        self.clock = clock
         self.rendering = rendering
         self.include_usage = include_usage
         self.cancel = cancel
@@ -51,6 +54,8 @@ class TokenStreamResponse(Response):
                 if n > sent:
                     body, sent = rendering.tokens(sent, n), n
                     await send({"type": "http.response.body", "body": body, "more_body": True})
+                    if job.first_sent is None:
+                        job.first_sent = self.clock.now()
             await send({"type": "http.response.body", "body": self._tail(sent), "more_body": False})
         finally:
             watcher.cancel()

@@ -1,23 +1,18 @@
 """One decode instance's queues and running batch: ``DecodeView``, advanced one step at a time.
 
-The same state machine as the simulator's decode instance, without the closed-form run
-advancing (a real engine runs every step, so every step end is a boundary). Pure: no I/O and
-no clock; the decode worker drives it and sends what it returns.
-
-    enqueue -> waiting --admit--> transferring --KV landed--> ready --boundary--> running
-                 ^                                                                  |
-                 +---------------------------- preempt -----------------------------+
+The bookkeeping is the core ``DecodeBook`` the simulator's decode instance keeps too; this
+adds the KV pulls and the step: a real engine runs every step, so every step end is a
+boundary. Pure: no I/O and no clock; the decode worker drives it and sends what it returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from kairos.core.decode_state import DecodeBook
 from kairos.core.latency.kv_transfer import KVTransferModel
 from kairos.core.policies.base import DecodePolicy
 from kairos.core.request import Request, RequestState
-from kairos.serve.queue import RequestQueue
 
 
 class PolicyContractError(RuntimeError):
@@ -33,9 +28,10 @@ class Boundary:
     joined: list[Request] = field(default_factory=list)
 
 
-class DecodeState:
-    """Implements ``DecodeView``. A request's output length is its ``max_output_tokens``:
-    the emulated engine has no end-of-sequence token, so it always generates exactly that."""
+class DecodeState(DecodeBook):
+    """A ``DecodeBook`` driven one step at a time. A request's output length is its
+    ``max_output_tokens``: the emulated engine has no end-of-sequence token, so it always
+    generates exactly that."""
 
     def __init__(
         self,
@@ -46,55 +42,18 @@ class DecodeState:
         policy: DecodePolicy,
         kv_transfer: KVTransferModel,
     ) -> None:
-        self.instance_id = instance_id
-        self.kv_capacity_tokens = kv_capacity_tokens
-        self.max_batch_size = max_batch_size
+        super().__init__(
+            instance_id, kv_capacity_tokens=kv_capacity_tokens, max_batch_size=max_batch_size
+        )
         self._policy = policy
         self._kv_transfer = kv_transfer
-        self._waiting = RequestQueue()
-        self._running: dict[int, Request] = {}
         self._transfers: dict[int, Request] = {}  # admitted, KV in flight
         self._ready: dict[int, Request] = {}  # KV landed, joins at the next boundary
-        self.kv_tokens = 0  # context of the running batch
-        self.reserved = 0  # running + transferring + ready contexts
         self.link_free_at = 0.0  # one KV pull at a time, FIFO (the link's queue)
 
-    # --- DecodeView -----------------------------------------------------------------------
-    @property
-    def waiting(self) -> RequestQueue:
-        return self._waiting
-
-    @property
-    def running(self) -> Collection[Request]:
-        return self._running.values()
-
-    @property
-    def transferring(self) -> int:
-        return len(self._transfers)
-
-    @property
-    def waiting_tokens(self) -> int:
-        return self._waiting.tokens
-
-    @property
-    def kv_free_tokens(self) -> int:
-        return self.kv_capacity_tokens - self.reserved
-
-    def generated(self, request: Request) -> int:
-        return request.output_tokens
-
-    def first_token_time(self, request: Request) -> float:
-        assert request.first_token is not None
-        return request.first_token
-
-    # --- driven by the worker ----------------------------------------------------------------
     @property
     def idle(self) -> bool:
         return not self._running
-
-    def enqueue(self, r: Request) -> None:
-        r.state = RequestState.WAITING_DECODE
-        self._waiting.append(r, r.prompt_tokens + r.output_tokens)
 
     def landed(self, rid: int, now: float) -> Request | None:
         """A KV pull completed; None if the request was cancelled meanwhile."""
@@ -113,11 +72,10 @@ class DecodeState:
             r.output_tokens += 1
             if r.output_tokens >= r.max_output_tokens:  # type: ignore[operator]
                 finished.append(r.id)
-        self.kv_tokens += len(ids)
-        self.reserved += len(ids)
+        self.grow(len(ids))
         for rid in finished:
-            r = running.pop(rid)
-            self._release(r)
+            r = running[rid]
+            self.leave(r)
             r.finish = now
             r.state = RequestState.FINISHED
         return ids, finished
@@ -127,9 +85,7 @@ class DecodeState:
         short, as the simulator does) and carry out its decision."""
         done = Boundary()
         for r in self._ready.values():
-            self._running[r.id] = r
-            self.kv_tokens += r.prompt_tokens + r.output_tokens
-            r.state = RequestState.DECODING
+            self.join(r)
             if r.decode_start is None:
                 r.decode_start = now
             done.joined.append(r)
@@ -141,19 +97,15 @@ class DecodeState:
     def _apply_policy(self, now: float, done: Boundary) -> None:
         decision = self._policy.schedule(self, now)
         for r in decision.preempt:
-            if self._running.pop(r.id, None) is None:
+            if r.id not in self._running:
                 raise PolicyContractError(f"policy preempted request {r.id}, which is not running")
-            self._release(r)
+            self.leave(r)
             r.preemptions += 1
-            r.state = RequestState.WAITING_DECODE
-            self._waiting.append_front(r, r.prompt_tokens + r.output_tokens)
+            self.requeue(r)
             done.preempted.append(r)
         for r in decision.admit:
-            ctx = r.prompt_tokens + r.output_tokens
-            self._waiting.discard(r.id)
-            self.reserved += ctx
+            ctx = self.admit(r)
             self._transfers[r.id] = r
-            r.state = RequestState.TRANSFERRING
             if r.kv_start is None:
                 r.kv_start = now
             start = self.link_free_at if self.link_free_at > now else now
@@ -165,22 +117,18 @@ class DecodeState:
                 f"{self.kv_free_tokens} free KV tokens for a batch of {len(self._running)}"
             )
 
-    def _release(self, r: Request) -> None:
-        ctx = r.prompt_tokens + r.output_tokens
-        self.kv_tokens -= ctx
-        self.reserved -= ctx
-
     def cancel(self, rid: int) -> Request | None:
         """Drop a request wherever it is and free its KV; None if it is not here."""
         r = self._waiting.discard(rid)
         if r is not None:
             return r
-        r = self._running.pop(rid, None)
+        r = self._running.get(rid)
         if r is not None:
-            self._release(r)
+            self.leave(r)
             return r
         r = self._transfers.pop(rid, None) or self._ready.pop(rid, None)
         if r is not None:
             # Reserved at admission, not yet part of the batch's K.
             self.reserved -= r.prompt_tokens + r.output_tokens
+            self.transferring -= 1
         return r

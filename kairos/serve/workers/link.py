@@ -1,30 +1,28 @@
-"""A worker's end of the transport: PULL from its own address, PUSH to the proxy."""
+"""A worker's end of the transport: one Unix stream socket to the proxy, framed msgpack.
+
+The worker blocks in ``select`` with a float timeout, so it wakes for a message or shortly
+before its next deadline (a step's end), then spins to the deadline itself.
+"""
 
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
+import socket
 import time
 
-import zmq
-
-from kairos.serve.messages import Message, WorkerReady, decode, encode
+from kairos.serve.messages import FrameReader, Message, WorkerReady, frame
+from kairos.serve.transport import socket_path
 from kairos.serve.workers import WorkerConfig
 
 # Blocking waits wake this often to notice that the proxy died (the worker is then orphaned).
 PARENT_CHECK_S = 0.2
-# zmq's poll timeout is whole milliseconds; the last stretch before a deadline is slept with
-# time.sleep instead, or every step would overshoot by up to 1 ms (and show up as TPOT error).
-SPIN_S = 0.0015
-
-
-def down_address(ipc_dir: str, kind: str, instance: int) -> str:
-    return f"ipc://{ipc_dir}/{kind}-{instance}"
-
-
-def up_address(ipc_dir: str) -> str:
-    return f"ipc://{ipc_dir}/up"
+# ``select`` wakes about 0.13 ms after its timeout here (timer slack, scheduling), and every
+# emulated step would end that much late: its tokens, and the prefill instance's next batch.
+# So the last stretch before a deadline is spun (about 4% of a core per busy instance).
+SPIN_S = 0.0003
 
 
 class WorkerLink:
@@ -32,16 +30,17 @@ class WorkerLink:
         # Ctrl-C reaches the whole process group; the proxy stops the workers in order.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.config = config
-        self._ctx = zmq.Context()
-        self._down = self._ctx.socket(zmq.PULL)
-        self._down.connect(down_address(config.ipc_dir, config.kind, config.instance))
-        self._up = self._ctx.socket(zmq.PUSH)
-        self._up.setsockopt(zmq.LINGER, 1000)
-        self._up.connect(up_address(config.ipc_dir))
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.connect(socket_path(config.ipc_dir))  # bound before this process started
+        self._reader = FrameReader()
+        self._eof = False
         self._last_check = time.monotonic()
 
     def send(self, msg: Message) -> None:
-        self._up.send(encode(msg))
+        try:
+            self._sock.sendall(frame(msg))
+        except OSError:  # the proxy is gone; orphaned() notices
+            self._eof = True
 
     def ready(self) -> None:
         self.send(WorkerReady(self.config.kind, self.config.instance, os.getpid()))
@@ -49,12 +48,13 @@ class WorkerLink:
     def orphaned(self) -> bool:
         """True once the proxy that started this worker is gone (it then cannot clean up,
         so the worker removes the socket directory itself)."""
-        now = time.monotonic()
-        if now - self._last_check < PARENT_CHECK_S:
-            return False
-        self._last_check = now
-        if os.getppid() == self.config.parent_pid:
-            return False
+        if not self._eof:
+            now = time.monotonic()
+            if now - self._last_check < PARENT_CHECK_S:
+                return False
+            self._last_check = now
+            if os.getppid() == self.config.parent_pid:
+                return False
         shutil.rmtree(self.config.ipc_dir, ignore_errors=True)
         return True
 
@@ -63,32 +63,25 @@ class WorkerLink:
 
         Returns early (possibly empty) so the caller can check deadlines and the parent.
         """
-        msgs = self._drain()
-        if msgs:
-            return msgs
-        if deadline is None:
-            timeout_ms = int(PARENT_CHECK_S * 1000)
-        else:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return msgs
-            if remaining < SPIN_S:
-                time.sleep(remaining)
-                return msgs
-            timeout_ms = int((remaining - 0.001) * 1000)
-        if self._down.poll(timeout_ms):
-            return self._drain()
-        return msgs
-
-    def _drain(self) -> list[Message]:
-        msgs: list[Message] = []
-        while True:
-            try:
-                msgs.append(decode(self._down.recv(zmq.NOBLOCK)))
-            except zmq.Again:
-                return msgs
+        timeout = PARENT_CHECK_S
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic() - SPIN_S)
+            if timeout <= 0:
+                timeout = 0.0  # still collect what has already arrived
+        readable, _, _ = select.select([self._sock], [], [], timeout)
+        if not readable:
+            if deadline is not None:
+                while time.monotonic() < deadline:
+                    pass
+            return []
+        try:
+            data = self._sock.recv(1 << 16)
+        except OSError:
+            data = b""
+        if not data:
+            self._eof = True
+            return []
+        return self._reader.feed(data)
 
     def close(self) -> None:
-        self._down.close(linger=0)
-        self._up.close()
-        self._ctx.term()
+        self._sock.close()

@@ -35,6 +35,7 @@ class PrefillWorker:
         self._batch: PrefillBatch | None = None
         self._start = 0.0
         self._end: float | None = None
+        self._duration = 0.0
         self._sums = (0, 0)
 
     def run(self) -> None:
@@ -68,7 +69,8 @@ class PrefillWorker:
             self.kv_used += spec.prompt_tokens
         self._batch, self._sums = batch, (s, s2)
         self._start = self.clock.now()
-        self._end = self._start + self.engine.prefill_time(s, s2)
+        self._duration = self.engine.prefill_time(s, s2)
+        self._end = self._start + self._duration
 
     def _finish(self) -> None:
         assert self._batch is not None
@@ -80,9 +82,12 @@ class PrefillWorker:
             if spec.id in self.held  # not cancelled meanwhile
         ]
         s, s2 = self._sums
+        # The emulated engine took exactly its scheduled time; a late wake-up is the host's
+        # (it still delays the tokens, so ``end`` is when they are emitted).
+        busy = self._duration
         self.link.send(
             PrefillDone(
-                self.instance, batch.batch_id, self._start, end, s, s2, self.kv_used, handoffs
+                self.instance, batch.batch_id, self._start, end, busy, s, s2, self.kv_used, handoffs
             )
         )
 
