@@ -7,6 +7,7 @@ cores go too).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -77,7 +78,10 @@ def specs_for(cfg: VllmServeConfig) -> list[InstanceSpec]:
 def vllm_options(cfg: VllmServeConfig) -> VllmOptions:
     connector = cfg.connector
     if connector == "auto":
-        connector = "nixl" if nixl_available() else "storage"
+        # NIXL's UCX progress thread busy-polls next to each worker's compute thread; on 2
+        # cores it slowed decode steps ~10x (docs/vllm.md), so small machines use storage.
+        big = (os.cpu_count() or 1) >= 4
+        connector = "nixl" if nixl_available() and big else "storage"
     if not Path(cfg.model).is_dir():
         raise ValueError(
             f"model folder {cfg.model} does not exist; make one with "
