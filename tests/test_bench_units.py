@@ -150,6 +150,7 @@ def test_workload_matches_kairos_sim() -> None:
         length_scale=1.0,
         max_input_tokens=None,
         max_output_tokens=None,
+        min_input_tokens=None,
     )
     assert bench_cmd.workload(args) == sim_cmd.workload(args)
     shrunk = argparse.Namespace(**{**vars(args), "length_scale": 0.125})

@@ -24,7 +24,6 @@ from kairos.integrations.vllm.views import (
     XARG_TPOT,
     XARG_TTFT,
     DecodeState,
-    Defaults,
     PrefillState,
     RequestMirror,
 )
@@ -54,12 +53,12 @@ def _req(rid: str, prompt: int, **xargs: float) -> FakeVllmRequest:
 
 
 def test_mirror_takes_arrival_and_slo_from_xargs_and_falls_back_to_defaults() -> None:
-    mirror = RequestMirror(Defaults(SLO(2.0, 0.1)))
+    mirror = RequestMirror(SLO(2.0, 0.1))
     a = mirror.get(
         _req("a", 100, **{XARG_ARRIVAL: 42.0, XARG_TTFT: 0.5, XARG_TPOT: 0.03, XARG_PREFILLED: 43})
     )
     assert (a.arrival, a.ttft_slo, a.tpot_slo) == (42.0, 0.5, 0.03)
-    assert mirror.anchor(_req("a", 100)) == 43.0
+    assert mirror.anchors[a.id] == 43.0
     b = mirror.get(_req("b", 10))  # sent straight to vLLM: no xargs
     assert (b.arrival, b.ttft_slo, b.tpot_slo) == (100.0, 2.0, 0.1)
     bad = mirror.get(_req("c", 10, **{XARG_TTFT: -1.0}))  # never crashes the engine core
@@ -68,11 +67,12 @@ def test_mirror_takes_arrival_and_slo_from_xargs_and_falls_back_to_defaults() ->
 
 
 def test_mirror_follows_vllm_counters_and_forgets_finished_requests() -> None:
-    mirror = RequestMirror(Defaults(SLO(2.0, 0.1)))
+    mirror = RequestMirror(SLO(2.0, 0.1))
     v = _req("a", 100)
     r = mirror.get(v)
     v.num_computed_tokens, v.num_output_tokens, v.num_preemptions = 100, 7, 1
     assert mirror.get(v) is r
+    assert mirror.source(r) is v  # decisions map back to vLLM's requests
     # Fully computed prompt: one token still counts as uncached (the one that samples).
     assert (r.cached_tokens, r.output_tokens, r.preemptions) == (99, 7, 1)
     mirror.forget_all_but(["other"])
@@ -82,7 +82,7 @@ def test_mirror_follows_vllm_counters_and_forgets_finished_requests() -> None:
 
 def test_prefill_policy_orders_vllms_queue_by_urgency(profile: Profile) -> None:
     """FCFS takes the long head-of-line prompt; Kairos takes the short urgent ones first."""
-    mirror = RequestMirror(Defaults(SLO(1.0, 0.1)))
+    mirror = RequestMirror(SLO(1.0, 0.1))
     now = 10.0
     vreqs = [
         _req("long", 6000, **{XARG_ARRIVAL: 9.9, XARG_TTFT: 5.0}),
@@ -104,7 +104,7 @@ def test_prefill_policy_orders_vllms_queue_by_urgency(profile: Profile) -> None:
 def test_decode_state_feeds_the_decode_policy_its_budget(profile: Profile) -> None:
     """With a TPOT SLO just above a small batch's step time, Kairos admits only what fits,
     where continuous batching admits everyone."""
-    mirror = RequestMirror(Defaults(SLO(1.0, 0.1)))
+    mirror = RequestMirror(SLO(1.0, 0.1))
     predictor = Predictor.from_profile(profile)
     # Room for a fourth request (K = 3 * 1020 + 1000) but not a fifth.
     tpot = predictor.decode_step_time(4, 4100) / 0.95
@@ -120,7 +120,7 @@ def test_decode_state_feeds_the_decode_policy_its_budget(profile: Profile) -> No
         kv_capacity_tokens=200_000,
         kv_free_tokens=200_000 - 3 * 1020,
         max_batch_size=256,
-        anchors={mirror.get(v).id: mirror.anchor(v) for v in running + waiting},
+        anchors=mirror.anchors,
     )
     assert view.kv_tokens == 3 * 1020 and view.waiting_tokens == 20 * 1000
     assert view.generated(view.running[0]) == 20
@@ -227,7 +227,6 @@ def test_proxy_bad_input_names_the_problem(proxy: tuple[TestClient, FakeInstance
 
 
 def test_serve_vllm_without_vllm_says_how_to_install() -> None:
-    pytest.importorskip("fastapi")
     try:
         import vllm  # noqa: F401
 

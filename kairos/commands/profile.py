@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kairos.core.latency.profile import ModelSpec
+
 EPILOG = """examples:
   # one plain vLLM instance (not a P/D pair), then:
   kairos profile --url http://127.0.0.1:8100 --model-path models/smollm2-135m \\
@@ -59,20 +61,21 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _model_facts(path: Path | None) -> dict[str, Any]:
+def _model_spec(path: Path | None, dtype_bytes: int) -> ModelSpec:
     if path is None:  # SmolLM2-135M (docs/vllm.md)
-        return {"name": "SmolLM2-135M-Instruct", "layers": 30, "kv_heads": 3, "head_dim": 64}
+        return ModelSpec("SmolLM2-135M-Instruct", 30, 3, 64, dtype_bytes)
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise ValueError(f"{cfg_file} does not exist")
     cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     heads = int(cfg["num_attention_heads"])
-    return {
-        "name": path.name,
-        "layers": int(cfg["num_hidden_layers"]),
-        "kv_heads": int(cfg.get("num_key_value_heads", heads)),
-        "head_dim": int(cfg.get("head_dim") or cfg["hidden_size"] // heads),
-    }
+    return ModelSpec(
+        path.name,
+        layers=int(cfg["num_hidden_layers"]),
+        kv_heads=int(cfg.get("num_key_value_heads", heads)),
+        head_dim=int(cfg.get("head_dim") or cfg["hidden_size"] // heads),
+        dtype_bytes=dtype_bytes,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,9 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from kairos.profiling.build import EngineFacts, build
     from kairos.profiling.measure import DecodePoint, PrefillPoint, Prober
 
-    model = _model_facts(args.model_path)
-    kv_bytes = 2 * model["layers"] * model["kv_heads"] * model["head_dim"] * args.dtype_bytes
-    capacity = args.kv_capacity_tokens or int(args.kv_cache_gib * 2**30 // kv_bytes)
+    model = _model_spec(args.model_path, args.dtype_bytes)
+    capacity = args.kv_capacity_tokens or int(args.kv_cache_gib * 2**30 // model.kv_bytes_per_token)
     lengths = PREFILL_LENGTHS[::2] if args.quick else PREFILL_LENGTHS
     batches = DECODE_BATCHES[::2] if args.quick else DECODE_BATCHES
     contexts = DECODE_LENGTHS[:2] if args.quick else DECODE_LENGTHS
@@ -120,12 +122,8 @@ def run(args: argparse.Namespace) -> int:
     served, prefill, decode = asyncio.run(measure())
     facts = EngineFacts(
         name=args.name,
-        description=f"{model['name']} on {args.hardware}, measured by kairos profile",
-        model_name=model["name"],
-        layers=model["layers"],
-        kv_heads=model["kv_heads"],
-        head_dim=model["head_dim"],
-        dtype_bytes=args.dtype_bytes,
+        description=f"{model.name} on {args.hardware}, measured by kairos profile",
+        model=model,
         hardware=args.hardware,
         kv_capacity_tokens=capacity,
         max_batch_tokens=args.max_batch_tokens,

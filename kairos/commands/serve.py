@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.integrations.vllm import DEFAULT_VLLM_PROFILE, VLLM_OWN_SCHEDULER
 from kairos.profiles import DEFAULT_PROFILE
-
-VLLM_DEFAULT = "vllm"  # policy name: vLLM's own scheduling (the baseline), no Kairos plugin
-VLLM_PROFILE = "smollm2-135m-cpu"
 
 EPILOG = """examples:
   kairos serve
@@ -47,7 +45,7 @@ def add_parser(sub: Any) -> None:
         "--profile",
         metavar="NAME|FILE",
         help=f"profile the engine follows, or (vllm) the policies predict with (default "
-        f"{DEFAULT_PROFILE}; {VLLM_PROFILE} with --engine vllm)",
+        f"{DEFAULT_PROFILE}; {DEFAULT_VLLM_PROFILE} with --engine vllm)",
     )
     c.add_argument("--model", metavar="NAME", help="model name clients use (default: profile's)")
     c.add_argument("--prefill-instances", type=int, default=1, metavar="N")
@@ -56,13 +54,13 @@ def add_parser(sub: Any) -> None:
     s.add_argument(
         "--prefill-policy",
         default="fcfs",
-        choices=[*PREFILL_POLICIES.names(), VLLM_DEFAULT],
+        choices=[*PREFILL_POLICIES.names(), VLLM_OWN_SCHEDULER],
         help="fcfs (default); with --engine vllm, 'vllm' runs vLLM's own scheduler",
     )
     s.add_argument(
         "--decode-policy",
         default="fcfs",
-        choices=[*DECODE_POLICIES.names(), VLLM_DEFAULT],
+        choices=[*DECODE_POLICIES.names(), VLLM_OWN_SCHEDULER],
         help="fcfs (default); with --engine vllm, 'vllm' runs vLLM's own scheduler",
     )
     s.add_argument(
@@ -128,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         return _run_vllm(args)
     for flag in ("prefill_policy", "decode_policy"):
-        if getattr(args, flag) == VLLM_DEFAULT:
+        if getattr(args, flag) == VLLM_OWN_SCHEDULER:
             raise ValueError(f"--{flag.replace('_', '-')} vllm needs --engine vllm")
     from kairos.serve.config import ServeConfig
     from kairos.serve.launch import serve
@@ -153,30 +151,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_vllm(args: argparse.Namespace) -> int:
+    from kairos.integrations.vllm.instances import VllmOptions
     from kairos.integrations.vllm.launch import VllmServeConfig, serve_vllm
 
+    engine = VllmOptions(
+        model=args.model_path,
+        served_name=args.model or "smollm2",
+        connector=args.kv_connector,
+        profile=args.profile or DEFAULT_VLLM_PROFILE,
+        ttft_slo=args.ttft_slo,
+        tpot_slo=args.tpot_slo,
+        max_model_len=args.max_model_len,
+        dtype=args.dtype,
+        kv_cache_gib=args.kv_cache_gib,
+        max_num_seqs=args.max_num_seqs,
+        max_batched_tokens=args.max_batched_tokens,
+        threads_bind=args.threads_bind.split(";") if args.threads_bind else [],
+        sched_log_dir=args.sched_log_dir,
+        extra_args=list(args.vllm_arg),
+        log_dir=args.vllm_log_dir,
+    )
     config = VllmServeConfig(
         host=args.host,
         port=args.port,
-        model=args.model_path,
-        served_name=args.model or "smollm2",
         prefill_instances=args.prefill_instances,
         decode_instances=args.decode_instances,
         prefill_policy=args.prefill_policy,
         decode_policy=args.decode_policy,
-        profile=args.profile or VLLM_PROFILE,
-        ttft_slo=args.ttft_slo,
-        tpot_slo=args.tpot_slo,
-        connector=args.kv_connector,
-        kv_cache_gib=args.kv_cache_gib,
-        dtype=args.dtype,
-        max_model_len=args.max_model_len,
-        max_num_seqs=args.max_num_seqs,
-        max_batched_tokens=args.max_batched_tokens,
-        threads_bind=tuple(args.threads_bind.split(";")) if args.threads_bind else (),
-        sched_log_dir=args.sched_log_dir,
-        log_dir=args.vllm_log_dir,
+        engine=engine,
         api_key=args.api_key,
-        extra_vllm_args=tuple(args.vllm_arg),
     )
     return serve_vllm(config)

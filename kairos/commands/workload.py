@@ -42,5 +42,5 @@ def trace_slice(args: argparse.Namespace) -> Trace:
         length_scale=args.length_scale,
         max_input=args.max_input_tokens,
         max_output=args.max_output_tokens,
-        min_input=getattr(args, "min_input_tokens", None),
+        min_input=args.min_input_tokens,
     )

@@ -6,12 +6,14 @@ relative error, 20% of the points held out for the reported MAPE.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from kairos.core.latency.profile import ModelSpec
 from kairos.profiles.regress import fit_relative
 from kairos.profiling.measure import DecodePoint, PrefillPoint
 
@@ -28,11 +30,7 @@ class EngineFacts:
 
     name: str
     description: str
-    model_name: str
-    layers: int
-    kv_heads: int
-    head_dim: int
-    dtype_bytes: int
+    model: ModelSpec
     hardware: str
     kv_capacity_tokens: int
     max_batch_tokens: int
@@ -71,13 +69,7 @@ def build(
     return {
         "name": facts.name,
         "description": facts.description,
-        "model": {
-            "name": facts.model_name,
-            "layers": facts.layers,
-            "kv_heads": facts.kv_heads,
-            "head_dim": facts.head_dim,
-            "dtype_bytes": facts.dtype_bytes,
-        },
+        "model": dataclasses.asdict(facts.model),
         "hardware": {"gpu": facts.hardware, "num_gpus": 1},
         "kv_capacity_tokens": facts.kv_capacity_tokens,
         "model_limits": {"max_context_tokens": facts.max_context_tokens},

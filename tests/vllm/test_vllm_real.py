@@ -125,10 +125,7 @@ def test_kv_is_handed_from_prefill_to_decode(stack: Stack) -> None:
     # The decode instance loaded the prompt's KV instead of recomputing it.
     decode_log = (stack.logs / "decode0.log").read_text(errors="replace")
     assert "External Cache Hit" in decode_log
-    prefill = [r for r in stack.records("prefill")]
-    decode = [r for r in stack.records("decode") if r["admit"]]
-    assert decode, "the decode plugin admitted nothing"
-    assert prefill is not None
+    assert any(r["admit"] for r in stack.records("decode")), "the decode plugin admitted nothing"
 
 
 def test_prefill_plugin_puts_urgent_short_prompts_first(stack: Stack) -> None:

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import httpx
 
+from kairos.integrations.vllm import VLLM_OWN_SCHEDULER
+
 PLUGINS = {
     "prefill": "kairos.integrations.vllm.scheduler.KairosPrefillScheduler",
     "decode": "kairos.integrations.vllm.scheduler.KairosDecodeScheduler",
 }
-VLLM_DEFAULT = "vllm"  # the policy name that means: vLLM's own scheduler, no plugin
 
 
 def nixl_available() -> bool:
@@ -60,7 +61,7 @@ class InstanceSpec:
 class VllmOptions:
     model: str
     served_name: str
-    connector: str  # "nixl" or "storage"
+    connector: str  # "nixl", "storage", or "auto" (``launch.resolve`` picks one)
     profile: str
     ttft_slo: float
     tpot_slo: float
@@ -123,7 +124,7 @@ def command(spec: InstanceSpec, opts: VllmOptions, storage: Path) -> list[str]:
         json.dumps(connector_config(opts.connector, storage)),
         *opts.extra_args,
     ]
-    if spec.policy != VLLM_DEFAULT:
+    if spec.policy != VLLM_OWN_SCHEDULER:
         cmd += ["--scheduler-cls", PLUGINS[spec.role]]
     return cmd
 

@@ -11,7 +11,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 
@@ -29,28 +29,16 @@ from kairos.integrations.vllm.proxy import Backend, ProxyState, create_proxy_app
 
 @dataclass(slots=True)
 class VllmServeConfig:
+    """The P/D layout and the proxy's settings; ``engine`` is what every instance gets."""
+
     host: str
     port: int
-    model: str  # a model folder (see ``python -m kairos.integrations.vllm.model``)
-    served_name: str
     prefill_instances: int
     decode_instances: int
     prefill_policy: str
     decode_policy: str
-    profile: str
-    ttft_slo: float
-    tpot_slo: float
-    connector: str = "auto"  # auto: NIXL where installed, else shared storage
-    kv_cache_gib: float = 1.0
-    dtype: str = "float32"
-    max_model_len: int = 2048
-    max_num_seqs: int = 64
-    max_batched_tokens: int = 2048
-    threads_bind: tuple[str, ...] = ()
-    sched_log_dir: Path | None = None
-    log_dir: Path | None = None
+    engine: VllmOptions
     api_key: str | None = None
-    extra_vllm_args: tuple[str, ...] = ()
 
 
 def free_ports(n: int) -> list[int]:
@@ -75,35 +63,20 @@ def specs_for(cfg: VllmServeConfig) -> list[InstanceSpec]:
     ]
 
 
-def vllm_options(cfg: VllmServeConfig) -> VllmOptions:
-    connector = cfg.connector
+def resolve(opts: VllmOptions) -> VllmOptions:
+    """Pick the connector for ``auto`` and check the model folder exists."""
+    connector = opts.connector
     if connector == "auto":
         # NIXL's UCX progress thread busy-polls next to each worker's compute thread; on 2
         # cores it slowed decode steps ~10x (docs/vllm.md), so small machines use storage.
         big = (os.cpu_count() or 1) >= 4
         connector = "nixl" if nixl_available() and big else "storage"
-    if not Path(cfg.model).is_dir():
+    if not Path(opts.model).is_dir():
         raise ValueError(
-            f"model folder {cfg.model} does not exist; make one with "
+            f"model folder {opts.model} does not exist; make one with "
             "'python -m kairos.integrations.vllm.model --out models/smollm2-135m' (docs/vllm.md)"
         )
-    return VllmOptions(
-        model=cfg.model,
-        served_name=cfg.served_name,
-        connector=connector,
-        profile=cfg.profile,
-        ttft_slo=cfg.ttft_slo,
-        tpot_slo=cfg.tpot_slo,
-        max_model_len=cfg.max_model_len,
-        kv_cache_gib=cfg.kv_cache_gib,
-        dtype=cfg.dtype,
-        max_num_seqs=cfg.max_num_seqs,
-        max_batched_tokens=cfg.max_batched_tokens,
-        threads_bind=list(cfg.threads_bind),
-        sched_log_dir=cfg.sched_log_dir,
-        log_dir=cfg.log_dir,
-        extra_args=list(cfg.extra_vllm_args),
-    )
+    return replace(opts, connector=connector)
 
 
 def _terminate(sig: int, frame: FrameType | None) -> None:
@@ -119,7 +92,7 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
     except RuntimeError as e:
         print(f"kairos serve: error: {e}", file=sys.stderr)
         return 2
-    opts = vllm_options(cfg)
+    opts = resolve(cfg.engine)
     sock = bind(cfg.host, cfg.port)
     signal.signal(signal.SIGTERM, _terminate)
     cluster = Cluster(specs_for(cfg), opts)
@@ -135,11 +108,11 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
         state = ProxyState(
             prefill=[b for b in backends if b.role == "prefill"],
             decode=[b for b in backends if b.role == "decode"],
-            default_slo=SLO(cfg.ttft_slo, cfg.tpot_slo),
+            default_slo=SLO(opts.ttft_slo, opts.tpot_slo),
             api_key=cfg.api_key,
         )
         host, port = sock.getsockname()[:2]
-        print(f"kairos serve: {cfg.served_name} ready on http://{host}:{port}/v1", flush=True)
+        print(f"kairos serve: {opts.served_name} ready on http://{host}:{port}/v1", flush=True)
         server = uvicorn.Server(
             uvicorn.Config(create_proxy_app(state), log_level="warning", access_log=False)
         )

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from kairos.integrations.vllm import check_vllm_version
+from kairos.integrations.vllm import DEFAULT_VLLM_PROFILE, check_vllm_version
 
 check_vllm_version()
 
@@ -40,7 +40,6 @@ from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES  # noqa: E402
 from kairos.core.slo import SLO  # noqa: E402
 from kairos.integrations.vllm.views import (  # noqa: E402
     DecodeState,
-    Defaults,
     PrefillState,
     RequestMirror,
 )
@@ -53,7 +52,7 @@ def _env_config() -> dict[str, Any]:
         raise ValueError("KAIROS_POLICY_OPTIONS must be a JSON object")
     return {
         "policy": os.environ.get("KAIROS_POLICY", "kairos"),
-        "profile": os.environ.get("KAIROS_PROFILE", "smollm2-135m-cpu"),
+        "profile": os.environ.get("KAIROS_PROFILE", DEFAULT_VLLM_PROFILE),
         "slo": SLO(
             float(os.environ.get("KAIROS_TTFT_SLO", "5.0")),
             float(os.environ.get("KAIROS_TPOT_SLO", "0.2")),
@@ -75,7 +74,7 @@ class _KairosBase(AsyncScheduler):  # type: ignore[misc]
             )
         cfg = _env_config()
         self.kairos_predictor = Predictor.from_profile(load_profile(cfg["profile"]))
-        self.kairos_mirror = RequestMirror(Defaults(cfg["slo"]))
+        self.kairos_mirror = RequestMirror(cfg["slo"])
         self.kairos_policy_name = cfg["policy"]
         self._kairos_log = open(cfg["log"], "a", encoding="utf-8") if cfg["log"] else None  # noqa: SIM115
         self._kairos_options = cfg["options"]
@@ -94,6 +93,11 @@ class _KairosBase(AsyncScheduler):  # type: ignore[misc]
         if self._kairos_log is not None:
             self._kairos_log.write(json.dumps(record) + "\n")
             self._kairos_log.flush()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self._kairos_log is not None:
+            self._kairos_log.close()
 
     def _prune(self) -> None:
         if len(self.kairos_mirror) > len(self.requests) + 256:
@@ -139,7 +143,6 @@ class KairosPrefillScheduler(_KairosBase):
         self._prune()
         mirror = self.kairos_mirror
         vreqs = list(queue)
-        by_kairos = {mirror.get(v).id: v for v in vreqs}
         krs = sorted((mirror.get(v) for v in vreqs), key=lambda r: r.arrival)
         # The running prefills (chunked, partly done) take their share of the token budget.
         busy = sum(
@@ -154,15 +157,12 @@ class KairosPrefillScheduler(_KairosBase):
             kv_free_tokens=self._kv_free_tokens(),
         )
         decision = self.kairos_policy.schedule(view, now)
-        if decision.reject:
-            self.finish_requests(
-                [by_kairos[r.id].request_id for r in decision.reject],
-                RequestStatus.FINISHED_ABORTED,
-            )
-        chosen = [by_kairos[r.id] for r in decision.batch]
-        chosen_ids = {id(v) for v in chosen}
-        rejected = {by_kairos[r.id].request_id for r in decision.reject}
-        hidden = [v for v in vreqs if id(v) not in chosen_ids and v.request_id not in rejected]
+        rejected = {mirror.source(r).request_id for r in decision.reject}
+        if rejected:
+            self.finish_requests(rejected, RequestStatus.FINISHED_ABORTED)
+        chosen = [mirror.source(r) for r in decision.batch]
+        taken = {v.request_id for v in chosen} | rejected
+        hidden = [v for v in vreqs if v.request_id not in taken]
         self._log(
             {
                 "t": now,
@@ -171,7 +171,7 @@ class KairosPrefillScheduler(_KairosBase):
                 "correction": round(self.kairos_predictor.prefill_correction.factor, 4),
                 "batch": [v.request_id for v in chosen],
                 "batch_prompt_tokens": [v.num_prompt_tokens for v in chosen],
-                "arrival_order": [by_kairos[r.id].request_id for r in krs[: len(chosen)]],
+                "arrival_order": [mirror.source(r).request_id for r in krs[: len(chosen)]],
             }
         )
         return self._run_with(chosen, hidden, args, kwargs)
@@ -234,17 +234,14 @@ class KairosDecodeScheduler(_KairosBase):
         candidates = [v for v in queued if v.request_id not in admitted and not self._loading(v)]
         if not candidates:
             return self._schedule_and_measure(args, kwargs)
-        by_kairos = {}
         held = 0  # blocks already allocated to candidates (an async KV pull allocates them)
         waiting = []
         for v in candidates:
             r = mirror.get(v)
-            by_kairos[r.id] = v
             waiting.append(r)
             if v.num_computed_tokens > 0 or v.status == RequestStatus.WAITING_FOR_REMOTE_KVS:
                 held += r.prompt_tokens + r.output_tokens
         running = [mirror.get(v) for v in self.running]
-        anchors = {mirror.get(v).id: mirror.anchor(v) for v in list(self.running) + candidates}
         view = DecodeState(
             running=running,
             waiting=waiting,
@@ -252,16 +249,16 @@ class KairosDecodeScheduler(_KairosBase):
             kv_capacity_tokens=self._kv_capacity_tokens(),
             kv_free_tokens=self._kv_free_tokens() + held,
             max_batch_size=self.max_num_running_reqs,
-            anchors=anchors,
+            anchors=mirror.anchors,
         )
         decision = self.kairos_policy.schedule(view, now)
-        preempt_ids = {r.id for r in decision.preempt}
-        if preempt_ids:
-            victims = [v for v in self.running if mirror.get(v).id in preempt_ids]
-            self.running = [v for v in self.running if mirror.get(v).id not in preempt_ids]
+        victims = [mirror.source(r) for r in decision.preempt]
+        if victims:
+            gone = {v.request_id for v in victims}
+            self.running = [v for v in self.running if v.request_id not in gone]
             for v in victims:
                 self._preempt_request(v, time.monotonic())
-        admit_ids = {by_kairos[r.id].request_id for r in decision.admit}
+        admit_ids = {mirror.source(r).request_id for r in decision.admit}
         admitted |= admit_ids
         hidden = [v for v in candidates if v.request_id not in admit_ids]
         self._log(
@@ -272,7 +269,7 @@ class KairosDecodeScheduler(_KairosBase):
                 "waiting": len(waiting),
                 "correction": round(self.kairos_predictor.decode_correction.factor, 4),
                 "admit": sorted(admit_ids),
-                "preempt": len(preempt_ids),
+                "preempt": len(victims),
                 "held_back": len(hidden),
             }
         )

@@ -48,22 +48,22 @@ def extra_args(v: VllmRequest) -> Mapping[str, Any]:
     return args if isinstance(args, Mapping) else {}
 
 
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    """SLOs for requests that arrive without Kairos's ``vllm_xargs`` (e.g. straight to vLLM)."""
-
-    slo: SLO
-
-
 class RequestMirror:
-    """One Kairos ``Request`` per live vLLM request, refreshed from vLLM's counters."""
+    """One Kairos ``Request`` per live vLLM request, refreshed from vLLM's counters.
 
-    def __init__(self, defaults: Defaults) -> None:
-        self.defaults = defaults
+    It maps both ways, so a policy's decision (Kairos requests) turns back into vLLM's
+    requests without a per-step index. ``default_slo`` is for requests that arrive without
+    Kairos's ``vllm_xargs`` (sent straight to the instance).
+    """
+
+    def __init__(self, default_slo: SLO) -> None:
+        self.default_slo = default_slo
         self._by_id: dict[str, Request] = {}
+        self._source: dict[int, VllmRequest] = {}
+        # Decode role, by Kairos id: when the prefill instance answered (the anchor of the
+        # per-token deadlines); ``DecodeState`` reads it as each request's first-token time.
+        self.anchors: dict[int, float] = {}
         self._next = 0
-        # Decode role: when the prefill instance answered (the anchor of per-token deadlines).
-        self._anchor: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -73,25 +73,27 @@ class RequestMirror:
         if r is None:
             r = self._create(v)
             self._by_id[v.request_id] = r
+            self._source[r.id] = v
         # A prompt always has at least one uncached token (the one that samples the output).
         r.cached_tokens = min(v.num_computed_tokens, v.num_prompt_tokens - 1)
         r.output_tokens = v.num_output_tokens
         r.preemptions = v.num_preemptions
         return r
 
-    def anchor(self, v: VllmRequest) -> float:
-        """When the request's decode deadlines start: its prefill's end (TTFT deadline)."""
-        return self._anchor[v.request_id]
+    def source(self, r: Request) -> VllmRequest:
+        """The vLLM request a mirrored request stands for."""
+        return self._source[r.id]
 
     def forget_all_but(self, live: Iterable[str]) -> None:
         keep = set(live)
         for rid in [rid for rid in self._by_id if rid not in keep]:
-            del self._by_id[rid]
-            self._anchor.pop(rid, None)
+            kid = self._by_id.pop(rid).id
+            del self._source[kid]
+            self.anchors.pop(kid, None)
 
     def _create(self, v: VllmRequest) -> Request:
         args = extra_args(v)
-        slo = self.defaults.slo
+        slo = self.default_slo
         try:
             ttft = float(args.get(XARG_TTFT, slo.ttft))
             tpot = float(args.get(XARG_TPOT, slo.tpot))
@@ -110,7 +112,7 @@ class RequestMirror:
             max_output_tokens=v.max_tokens,
         )
         self._next += 1
-        self._anchor[v.request_id] = prefilled
+        self.anchors[r.id] = prefilled
         return r
 
 
@@ -157,7 +159,7 @@ class DecodeState:
         kv_capacity_tokens: int,
         kv_free_tokens: int,
         max_batch_size: int,
-        anchors: dict[int, float],
+        anchors: Mapping[int, float],
         instance_id: int = 0,
     ) -> None:
         self.instance_id = instance_id
