@@ -40,6 +40,7 @@ def start_server(
         "--kv-connector", args.kv_connector, "--threads-bind", args.threads_bind,
         "--profile", args.profile, "--vllm-log-dir", str(log.parent / "vllm-logs"),
         "--sched-log-dir", str(log.parent / "sched"),
+        "--request-log", str(log.parent / "hops.jsonl"),
     ]  # fmt: skip
     out = open(log, "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -122,6 +123,7 @@ def run_sim(args: argparse.Namespace, pair: str, out: Path) -> dict[str, Any]:
     prefill, decode = (SIM_POLICY.get(p, p) for p in pair.split("/"))
     cmd = [sys.executable, "-m", "kairos.cli", "sim", *slice_args(args),
            "--profile", args.profile, "--prefill-policy", prefill, "--decode-policy", decode,
+           "--first-token", "decode",  # vLLM's P/D: the decode instance emits every token
            "--out", str(out), "--seed", str(args.seed)]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "summary.json").read_text())
@@ -140,7 +142,7 @@ def main() -> int:
     p.add_argument("--ttft-slo", type=float, default=3.0)
     p.add_argument("--tpot-slo", type=float, default=0.15)
     p.add_argument("--model-path", default=str(ROOT / "models" / "smollm2-135m"))
-    p.add_argument("--profile", default="smollm2-135m-cpu")
+    p.add_argument("--profile", default="smollm2-135m-cpu-pd")
     p.add_argument("--kv-connector", default="storage")
     p.add_argument("--threads-bind", default="0;1")
     p.add_argument("--no-vllm-bench", action="store_true", help="skip the vLLM client check")

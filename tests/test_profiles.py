@@ -16,7 +16,9 @@ from kairos.profiles import DEFAULT_PROFILE, available_profiles, load_profile
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PROFILES = REPO.parent / "shared" / "profiles"
 SHIPPED = ["llama3-70b-h100-tp8", "llama3-8b-a100", "llama3-8b-h100"]  # fitted from kernels
-MEASURED = ["smollm2-135m-cpu"]  # measured by `kairos profile` on a running vLLM (docs/vllm.md)
+# Measured by `kairos profile` on a running vLLM (docs/vllm.md); -pd adds the P/D pair's
+# prefill and KV hand-off (`kairos profile --handoff`).
+MEASURED = ["smollm2-135m-cpu", "smollm2-135m-cpu-pd"]
 # Datasheet peaks per GPU (bf16 dense tensor FLOP/s, HBM bytes/s): no real step can beat them.
 PEAK = {"H100-SXM-80GB": (989e12, 3.35e12), "A100-SXM-80GB": (312e12, 2.039e12)}
 GIB = 2**30
@@ -53,6 +55,15 @@ def test_measured_cpu_profile_says_how_it_was_measured() -> None:
     assert profile.fit_error["decode"]["mape_fit"] < 0.25
     assert profile.decode.step_time(16, 4000) > profile.decode.step_time(1, 100)
     assert profile.prefill.time_one(512) > profile.prefill.time_one(16)
+
+
+def test_pd_profile_carries_a_fitted_hand_off() -> None:
+    profile = load_profile("smollm2-135m-cpu-pd")
+    assert profile.source["handoff_measured_by"].startswith("kairos profile --url")
+    assert profile.fit_error["kv_transfer"]["fitted"] is True
+    assert profile.fit_error["prefill"]["mape_fit"] < 0.10
+    assert profile.kv_transfer.time(1024) > profile.kv_transfer.time(16) > 0
+    assert profile.decode == load_profile("smollm2-135m-cpu").decode
 
 
 def test_profile_loads_with_the_schema_layout(name: str) -> None:

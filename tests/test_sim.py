@@ -116,6 +116,33 @@ def test_single_request_matches_closed_form(profile):
     np.testing.assert_allclose(rec.itl[1:], steps[1:], rtol=1e-9)
 
 
+def test_first_token_on_decode_adds_the_hand_off_and_one_step(profile):
+    # vLLM's P/D: the decode instance emits every token, the first after the KV hand-off.
+    prompt, out = 1_000, 50
+    requests, true_out = build_requests(np.array([0.0]), np.array([prompt]), np.array([out]), SLO_)
+    config = ClusterConfig(first_token_on_decode=True)
+    rec = simulate(requests, true_out, profile, config).records[0]
+    prefill = profile.prefill.time_one(prompt)
+    transfer = profile.kv_transfer.time(prompt)
+    steps = [profile.decode.step_time(1, prompt + j) for j in range(out)]
+    assert len(rec.token_times) == out
+    np.testing.assert_allclose(rec.ttft, prefill + transfer + steps[0], rtol=1e-12)
+    np.testing.assert_allclose(rec.token_times[-1], prefill + transfer + sum(steps), rtol=1e-12)
+
+
+def test_first_token_on_decode_keeps_every_token_under_load(profile):
+    arrivals, inputs, outputs = workload(seed=3, n=300, rate=40.0, max_in=2_000, max_out=60)
+    outputs[0] = 1  # a one-token answer still goes through decode
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    config = ClusterConfig(prefill_instances=2, decode_instances=2, first_token_on_decode=True)
+    result = simulate(
+        requests, true_out, profile, config, prefill_policy="kairos", decode_policy="kairos"
+    )
+    assert [len(r.token_times) for r in result.records] == list(true_out)
+    assert all(r.status == "finished" for r in result.records)
+    assert all(r.ttft > profile.prefill.time_one(r.input_tokens) for r in result.records)
+
+
 def test_prefill_queue_matches_md1_mean_wait(profile):
     """One prefill instance, batches of one, equal prompts, Poisson arrivals: an M/D/1 queue.
 

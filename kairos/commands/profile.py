@@ -16,6 +16,10 @@ EPILOG = """examples:
   kairos profile --url http://127.0.0.1:8100 --model-path models/smollm2-135m \\
       --name smollm2-135m-cpu --out smollm2-135m-cpu.json
   kairos sim --profile smollm2-135m-cpu.json --trace azure-conv ...
+  # then, with a P/D pair up (kairos serve --engine vllm), the KV hand-off it adds:
+  kairos profile --url http://127.0.0.1:8000 --handoff smollm2-135m-cpu.json \
+      --out smollm2-135m-cpu-pd.json
+  kairos sim --profile smollm2-135m-cpu-pd.json --first-token decode ...
 See docs/vllm.md."""
 
 # Grids sized for a CPU engine (a 512-token prefill takes ~3 s on one AVX2 core); --quick
@@ -54,6 +58,14 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--kv-delta0", type=float, default=0.006, help="KV transfer fixed cost (s)")
     p.add_argument("--kv-bandwidth", type=float, default=2e9, help="KV transfer bytes/s")
+    p.add_argument(
+        "--handoff",
+        metavar="PROFILE",
+        help="--url is a P/D proxy: measure lone requests through it and write PROFILE with its "
+        "KV transfer model replaced by the fitted hand-off (prefill instance to the decode "
+        "instance's first token) and, where the proxy reports P legs, its prefill model refitted "
+        "on them; use with kairos sim --first-token decode",
+    )
     p.add_argument("--decode-tokens", type=int, default=16, help="tokens per decode probe")
     p.add_argument("--repeat", type=int, default=2, help="repeats per point; the fastest counts")
     p.add_argument("--quick", action="store_true", help="a smaller grid (for tests)")
@@ -79,6 +91,8 @@ def _model_spec(path: Path | None, dtype_bytes: int) -> ModelSpec:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.handoff:
+        return _run_handoff(args)
     import httpx
 
     from kairos.profiling.build import EngineFacts, build
@@ -145,5 +159,56 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.out}: prefill {profile['prefill']['coefficients']} "
         f"(MAPE {fe['prefill']['mape_fit']:.1%}), decode {profile['decode']['coefficients']} "
         f"(MAPE {fe['decode']['mape_fit']:.1%})"
+    )
+    return 0
+
+
+HANDOFF_LENGTHS = (16, 32, 64, 128, 256, 384, 512, 768, 1024)
+
+
+def _run_handoff(args: argparse.Namespace) -> int:
+    import httpx
+
+    from kairos.core.latency.profile import Profile
+    from kairos.profiles import profile_json
+    from kairos.profiling.build import fit_handoff
+    from kairos.profiling.measure import HandoffPoint, Prober
+
+    doc = profile_json(args.handoff)
+    profile = Profile.from_dict(doc)
+    grid = HANDOFF_LENGTHS[::2] if args.quick else HANDOFF_LENGTHS
+    lengths = [n for n in grid if n < args.max_context]
+
+    async def measure() -> list[HandoffPoint]:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(600.0)) as client:
+            name = (
+                args.model
+                or (await client.get(args.url.rstrip("/") + "/v1/models")).json()["data"][0]["id"]
+            )
+            prober = Prober(args.url, name, seed=args.seed)
+            await prober.alone(client, 8)  # warm-up, not recorded
+            points = []
+            for n in lengths:
+                runs = [await prober.alone(client, n) for _ in range(args.repeat)]
+                points.append(min(runs, key=lambda p: p.seconds))
+                print(f"alone through P/D, {n:5d} tokens: {points[-1].seconds * 1e3:8.1f} ms")
+            return points
+
+    points = asyncio.run(measure())
+    fit = fit_handoff(profile, points)
+    doc["kv_transfer"] = fit.kv_transfer
+    fit_error = doc.setdefault("fit_error", {})
+    fit_error["kv_transfer"] = fit.errors["kv_transfer"]
+    if fit.prefill is not None:
+        doc["prefill"]["coefficients"] = fit.prefill
+        fit_error["prefill"] = fit.errors["prefill"]
+    doc["description"] = doc.get("description", "") + "; P/D prefill and hand-off"
+    doc.setdefault("source", {})["handoff_measured_by"] = "kairos profile " + " ".join(sys.argv[2:])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    print(
+        f"wrote {args.out}: hand-off {fit.kv_transfer} "
+        f"(MAPE {fit.errors['kv_transfer']['mape_fit']:.1%}), P/D prefill "
+        f"{fit.prefill or 'not refitted (no Server-Timing)'}"
     )
     return 0

@@ -180,5 +180,6 @@ def _run_vllm(args: argparse.Namespace) -> int:
         decode_policy=args.decode_policy,
         engine=engine,
         api_key=args.api_key,
+        request_log=args.request_log,
     )
     return serve_vllm(config)

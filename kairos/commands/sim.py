@@ -88,6 +88,14 @@ def add_parser(sub: Any) -> None:
         "re-planning at each chunk boundary (default: whole prompts)",
     )
     c.add_argument(
+        "--first-token",
+        choices=("prefill", "decode"),
+        default="prefill",
+        help="which instance emits the first token: prefill (DistServe, kairos serve's "
+        "emulated engine; the default) or decode (vLLM's P/D proxy: TTFT then includes the KV "
+        "hand-off and the decode instance's first step)",
+    )
+    c.add_argument(
         "--noise",
         type=float,
         default=0.0,
@@ -158,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         noise=args.noise,
         truth_scale=args.truth_scale,
         prefill_chunk_tokens=args.prefill_chunk,
+        first_token_on_decode=args.first_token == "decode",
         seed=args.seed,
     )
     trace = workload(args)

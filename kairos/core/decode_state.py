@@ -126,8 +126,7 @@ class DecodeBook:
         return request.output_tokens
 
     def first_token_time(self, request: Request) -> float:
-        assert request.first_token is not None
-        return request.first_token
+        return request.decode_anchor
 
     # --- transitions (the runtime calls these; a policy never does) --------------------------
     def enqueue(self, r: Request) -> None:

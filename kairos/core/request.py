@@ -8,8 +8,10 @@ Lifecycle (states only move forward, except a decode preemption)::
           +--> REJECTED (admission control)         any state --> FAILED (worker fault, cancel)
 
 Prefill emits the first token (DistServe convention), so ``first_token == prefill_end`` and TTFT
-is known when the prefill batch ends. After prefill the KV cache stays on the prefill instance
-until a decode instance admits the request and pulls it over the link (vLLM/NIXL pull model).
+is known when the prefill batch ends; the simulator can also model vLLM's P/D, where the decode
+instance emits it (``ClusterConfig.first_token_on_decode``). After prefill the KV cache stays
+on the prefill instance until a decode instance admits the request and pulls it over the link
+(vLLM/NIXL pull model).
 
 The true output length is deliberately *not* a field: only a runtime's worker may know it.
 """
@@ -117,6 +119,14 @@ class Request:
     @property
     def ttft_deadline(self) -> float:
         return self.arrival + self.ttft_slo
+
+    @property
+    def decode_anchor(self) -> float:
+        """Where per-token decode deadlines start: the first token, or the end of prefill
+        while the decode instance has yet to emit it."""
+        t = self.first_token if self.first_token is not None else self.prefill_end
+        assert t is not None, f"request {self.id} has not been prefilled"
+        return t
 
     @property
     def context_tokens(self) -> int:

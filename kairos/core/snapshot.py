@@ -83,5 +83,6 @@ class DecodeView(Protocol):
         ...
 
     def first_token_time(self, request: Request) -> float:
-        """When the request's first token was emitted (its per-token deadlines start there)."""
+        """Where the request's per-token deadlines start: when its first token was emitted, or
+        when its prefill ended if the decode instance emits the first token."""
         ...

@@ -35,8 +35,7 @@ class StaticDecodeView:
         return self.generated_tokens.get(request.id, request.output_tokens)
 
     def first_token_time(self, request: Request) -> float:
-        assert request.first_token is not None
-        return request.first_token
+        return request.decode_anchor
 
     def _context(self, r: Request) -> int:
         return r.prompt_tokens + self.generated(r)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from kairos.core.latency.profile import ModelSpec
+from kairos.core.latency.profile import ModelSpec, Profile
 from kairos.profiles.regress import fit_relative
-from kairos.profiling.measure import DecodePoint, PrefillPoint
+from kairos.profiling.measure import DecodePoint, HandoffPoint, PrefillPoint
 
 SIG_DIGITS = 6
 
@@ -54,6 +54,67 @@ def fit_decode(points: Sequence[DecodePoint]) -> tuple[dict[str, float], dict[st
     if coef[0] <= 0:  # the model requires d0 > 0 (an empty step still costs something)
         coef[0] = float(t.min()) * 1e-3
     return {k: _sig(v) for k, v in zip(("d0", "d1", "d2"), coef, strict=True)}, err
+
+
+# A hand-off with no measurable per-byte cost gets this bandwidth (the model needs one > 0).
+UNMEASURABLE_BANDWIDTH = 1e15
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffFit:
+    kv_transfer: dict[str, float]  # the profile's "kv_transfer" block
+    prefill: dict[str, float] | None  # refitted prefill coefficients (P legs known), or None
+    errors: dict[str, dict[str, Any]]  # "kv_transfer" and, with P legs, "prefill"
+
+
+def fit_handoff(profile: Profile, points: Sequence[HandoffPoint]) -> HandoffFit:
+    """Fit what a P/D pair adds to the profile's step times, from requests sent alone.
+
+    Where the proxy reports the P leg (``Server-Timing``), the prefill model is refitted on the
+    P legs: on the P instance a prefill also saves the KV for the connector, and the P legs
+    reach longer prompts than the single-instance grid. The hand-off is the rest of the
+    response time beyond the P leg and the decode instance's first step (batch of one), fitted
+    as ``delta0 + bytes / bandwidth`` (``kairos sim --first-token decode``).
+    """
+    tokens = np.array([p.tokens for p in points], dtype=float)
+    seconds = np.array([p.seconds for p in points])
+    errors: dict[str, dict[str, Any]] = {}
+    legs = [p.prefill_seconds for p in points]
+    prefill_coef: dict[str, float] | None = None
+    if all(leg is not None for leg in legs):
+        p_leg = np.array(legs, dtype=float)
+        x = np.column_stack([np.ones(len(points)), tokens, tokens * tokens])
+        coef, errors["prefill"] = fit_relative(x, p_leg)
+        errors["prefill"]["what"] = "P legs of lone requests through the P/D pair (KV saved)"
+        errors["prefill"]["points"] = [
+            [p.tokens, _sig(leg)] for p, leg in zip(points, p_leg.tolist(), strict=True)
+        ]
+        prefill_coef = {k: _sig(v) for k, v in zip(("c0", "c1", "c2"), coef, strict=True)}
+    else:
+        p_leg = np.array([profile.prefill.time_one(p.tokens) for p in points])
+    first_step = np.array([profile.decode.step_time(1, p.tokens) for p in points])
+    extra = seconds - p_leg - first_step
+    if (extra <= 0).any():
+        worst = points[int(extra.argmin())]
+        raise ValueError(
+            f"a {worst.tokens}-token request took {worst.seconds * 1e3:.0f} ms through the P/D "
+            "pair, no more than its prefill and the profile's first decode step"
+        )
+    x = np.column_stack([np.ones(len(points)), tokens * profile.kv_transfer.bytes_per_token])
+    coef, err = fit_relative(x, extra)
+    bandwidth = 1.0 / coef[1] if coef[1] > 0 else UNMEASURABLE_BANDWIDTH
+    err["points"] = [
+        [p.tokens, _sig(p.seconds), _sig(e)] for p, e in zip(points, extra.tolist(), strict=True)
+    ]
+    err["columns"] = ["prompt tokens", "response s", "hand-off s"]
+    err["fitted"] = True
+    err["what"] = (
+        "P/D hand-off: response time of a lone request minus its P leg and one decode step "
+        "(kairos sim --first-token decode)"
+    )
+    errors["kv_transfer"] = err
+    kv = {"delta0": _sig(float(coef[0])), "bandwidth_bytes_per_s": _sig(bandwidth)}
+    return HandoffFit(kv, prefill_coef, errors)
 
 
 def build(

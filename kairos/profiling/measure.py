@@ -11,6 +11,10 @@ exactly whatever the tokenizer.
   ``ignore_eos``; once every stream has its first token they decode as one batch, and the
   median gap between consecutive tokens over that stretch is the step time at batch ``b`` and
   ``K = b * (L + tokens so far)``.
+* Hand-off point (``--handoff``: the URL is a P/D proxy such as ``kairos serve --engine vllm``):
+  one ``L``-token request alone with ``max_tokens=1``; its response time is the P leg (the
+  prefill and the connector saving the KV), the KV hand-off and the decode instance's first
+  step, which emits the token. The proxy's ``Server-Timing`` header gives the P leg apart.
 """
 
 from __future__ import annotations
@@ -47,6 +51,13 @@ class DecodePoint:
     steps: int  # gaps the median was taken over
 
 
+@dataclass(frozen=True, slots=True)
+class HandoffPoint:
+    tokens: int
+    seconds: float  # the whole response time of one request alone
+    prefill_seconds: float | None  # its P leg, from the proxy's Server-Timing (if sent)
+
+
 class Prober:
     """Sends the probe requests; one seeded generator makes every run repeatable."""
 
@@ -70,6 +81,14 @@ class Prober:
         for r in replies:
             _check(r)
         return PrefillPoint(tuple(lengths), elapsed)
+
+    async def alone(self, client: httpx.AsyncClient, length: int) -> HandoffPoint:
+        body = self._body(self.prompt(length), 1, stream=False)
+        start = time.perf_counter()
+        reply = await client.post(self.url + "/v1/completions", json=body)
+        elapsed = time.perf_counter() - start
+        _check(reply)
+        return HandoffPoint(length, elapsed, _timing(reply.headers.get("server-timing"), "prefill"))
 
     async def decode(
         self, client: httpx.AsyncClient, batch: int, length: int, tokens: int
@@ -110,6 +129,16 @@ class Prober:
             "temperature": 0.0,
             "stream": stream,
         }
+
+
+def _timing(header: str | None, name: str) -> float | None:
+    """Seconds of metric ``name`` in a ``Server-Timing`` header (``name;dur=MS, ...``)."""
+    for part in (header or "").split(","):
+        metric, *params = (x.strip() for x in part.split(";"))
+        for param in params:
+            if metric == name and param.startswith("dur="):
+                return float(param[4:]) / 1e3
+    return None
 
 
 def _check(r: httpx.Response) -> None:

@@ -76,6 +76,7 @@ class Cluster:
         # records them to explain a placement the server made differently).
         self.on_place: Callable[[Request, Sequence[DecodeView], int], None] | None = None
         self._chunk = config.prefill_chunk_tokens or 1 << 62
+        self._first_on_decode = config.first_token_on_decode
         # The largest prompt the cluster can ever hold; anything longer is rejected at once.
         self.max_prompt = min(profile.max_context_tokens, profile.kv_capacity_tokens)
 
@@ -207,9 +208,13 @@ class Cluster:
                 r.state = RequestState.WAITING_PREFILL
                 inst.resumed.append(r, r.prompt_tokens)
                 continue
-            r.prefill_end = r.first_token = now
-            r.output_tokens = 1  # the prefill emits the first token
-            if self._true_output[r.id] == 1:
+            r.prefill_end = now
+            if self._first_on_decode:
+                pass  # the decode instance emits every token (decode deadlines run from here)
+            else:
+                r.first_token = now
+                r.output_tokens = 1  # the prefill emits the first token
+            if r.output_tokens == self._true_output[r.id]:
                 inst.kv_used -= r.prompt_tokens
                 r.finish = now
                 r.state = RequestState.FINISHED

@@ -22,6 +22,12 @@ class ClusterConfig:
     noise: float = 0.0
     # The truth runs this much slower than the profile predicts (online correction's job).
     truth_scale: float = 1.0
+    # Who emits the first token. False: the prefill instance (DistServe's convention, and
+    # ``kairos serve``'s emulated engine). True: the decode instance, as in vLLM's P/D proxy,
+    # which drops the prefill instance's token; the decode instance then emits every output
+    # token, the first one after the KV hand-off and its first step with the request. The
+    # profile's KV transfer model is then the measured hand-off (``kairos profile --handoff``).
+    first_token_on_decode: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

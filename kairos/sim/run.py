@@ -136,7 +136,7 @@ def build_records(
     records = []
     pos = 0
     for r in requests:
-        n = r.output_tokens if r.first_token is not None else 0
+        n = r.output_tokens  # the first token (if prefill emitted it) and decode's
         records.append(
             RequestRecord(
                 id=r.id,

@@ -13,7 +13,7 @@ SUPPORTED_VLLM = "0.32.0"
 # The policy name that means vLLM's own scheduler (no plugin): the baseline.
 VLLM_OWN_SCHEDULER = "vllm"
 # What the plugins predict with unless told otherwise: measured here by `kairos profile`.
-DEFAULT_VLLM_PROFILE = "smollm2-135m-cpu"
+DEFAULT_VLLM_PROFILE = "smollm2-135m-cpu-pd"
 
 
 def check_vllm_version() -> str:

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import uvicorn
 
@@ -39,6 +40,7 @@ class VllmServeConfig:
     decode_policy: str
     engine: VllmOptions
     api_key: str | None = None
+    request_log: Path | None = None
 
 
 def free_ports(n: int) -> list[int]:
@@ -96,7 +98,11 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
     sock = bind(cfg.host, cfg.port)
     signal.signal(signal.SIGTERM, _terminate)
     cluster = Cluster(specs_for(cfg), opts)
+    log: IO[str] | None = None
     try:
+        if cfg.request_log is not None:
+            cfg.request_log.parent.mkdir(parents=True, exist_ok=True)
+            log = cfg.request_log.open("a", encoding="utf-8", buffering=1)
         print(
             f"kairos serve: starting {cfg.prefill_instances}P{cfg.decode_instances}D vLLM "
             f"({opts.connector} KV connector, policies {cfg.prefill_policy}/"
@@ -110,6 +116,7 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
             decode=[b for b in backends if b.role == "decode"],
             default_slo=SLO(opts.ttft_slo, opts.tpot_slo),
             api_key=cfg.api_key,
+            request_log=log,
         )
         host, port = sock.getsockname()[:2]
         print(f"kairos serve: {opts.served_name} ready on http://{host}:{port}/v1", flush=True)
@@ -128,3 +135,5 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
     finally:
         cluster.stop()
         sock.close()
+        if log is not None:
+            log.close()

@@ -15,6 +15,9 @@ carries when the prefill answered. Instances are chosen by fewest requests in fl
 Errors: a body that is not JSON, an SLO that is not a positive number, or a bad API key get a
 4xx naming the problem; vLLM's own 4xx (prompt too long, unknown model) are relayed as they
 are; an instance that cannot be reached is a 502 naming it.
+
+``--request-log`` writes one JSON line per request with the proxy's Unix-time stamps of each
+hop (arrival, prefill answered, decode's first chunk, end): where a TTFT went.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -57,6 +60,7 @@ class ProxyState:
     default_slo: SLO
     api_key: str | None = None
     transport: httpx.AsyncBaseTransport | None = None  # tests inject fake instances here
+    request_log: IO[str] | None = None
     client: httpx.AsyncClient = field(init=False)
 
     def pick(self, backends: Sequence[Backend]) -> Backend:
@@ -164,19 +168,67 @@ async def _generate(state: ProxyState, request: Request, *, chat: bool) -> Respo
     if chat:
         first["max_completion_tokens"] = 1
     prefill = state.pick(state.prefill)
+    hops = Hops(state.request_log, arrival, prefill.index)
     reply = await _post(state, prefill, path, first)
     if reply.status_code != 200:
+        hops.end(f"prefill answered {reply.status_code}")
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
     params = reply.json().get("kv_transfer_params")
 
     # Leg 2: decode from the transferred KV; relay the answer as it comes.
-    second = dict(body, vllm_xargs=dict(xargs, **{XARG_PREFILLED: time.time()}))
+    hops.prefilled = time.time()
+    second = dict(body, vllm_xargs=dict(xargs, **{XARG_PREFILLED: hops.prefilled}))
     second["kv_transfer_params"] = params
     decode = state.pick(state.decode)
+    hops.decode = decode.index
     if not body.get("stream"):
         reply = await _post(state, decode, path, second)
-        return Response(reply.content, status_code=reply.status_code, media_type="application/json")
-    return await _relay_stream(state, decode, path, second)
+        hops.end("ok" if reply.status_code == 200 else f"decode answered {reply.status_code}")
+        return Response(
+            reply.content,
+            status_code=reply.status_code,
+            media_type="application/json",
+            headers=hops.server_timing(),
+        )
+    return await _relay_stream(state, decode, path, second, hops)
+
+
+@dataclass(slots=True)
+class Hops:
+    """One request's hop times at the proxy (Unix seconds), logged when it ends."""
+
+    log: IO[str] | None
+    arrival: float
+    prefill: int
+    prefilled: float | None = None
+    decode: int | None = None
+    first_chunk: float | None = None
+    ended: float | None = None
+
+    def server_timing(self) -> dict[str, str]:
+        """``Server-Timing`` with the prefill leg (the P instance's answer, KV saved) and, once
+        ended, the decode leg; ``kairos profile --handoff`` reads it."""
+        if self.prefilled is None:
+            return {}
+        timing = f"prefill;dur={(self.prefilled - self.arrival) * 1e3:.3f}"
+        if self.ended is not None:
+            timing += f", decode;dur={(self.ended - self.prefilled) * 1e3:.3f}"
+        return {"server-timing": timing}
+
+    def end(self, status: str) -> None:
+        self.ended = time.time()
+        if self.log is None:
+            return
+        line = {
+            "arrival": self.arrival,
+            "prefilled": self.prefilled,
+            "first_chunk": self.first_chunk,
+            "end": self.ended,
+            "prefill_instance": self.prefill,
+            "decode_instance": self.decode,
+            "status": status,
+        }
+        self.log.write(json.dumps(line) + "\n")
 
 
 async def _post(state: ProxyState, b: Backend, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -191,7 +243,9 @@ async def _post(state: ProxyState, b: Backend, path: str, body: dict[str, Any]) 
         b.served += 1
 
 
-async def _relay_stream(state: ProxyState, b: Backend, path: str, body: dict[str, Any]) -> Response:
+async def _relay_stream(
+    state: ProxyState, b: Backend, path: str, body: dict[str, Any], hops: Hops
+) -> Response:
     b.in_flight += 1
     try:
         upstream = await state.client.send(
@@ -200,22 +254,29 @@ async def _relay_stream(state: ProxyState, b: Backend, path: str, body: dict[str
     except httpx.HTTPError as e:
         b.in_flight -= 1
         b.failures += 1
+        hops.end("decode unreachable")
         raise WorkerFailed(f"{b.role} instance {b.index} ({b.url}) failed: {e!r}") from e
     if upstream.status_code != 200:
         content = await upstream.aread()
         await upstream.aclose()
         b.in_flight -= 1
+        hops.end(f"decode answered {upstream.status_code}")
         return Response(content, status_code=upstream.status_code, media_type="application/json")
 
     async def chunks() -> AsyncIterator[bytes]:
         # Closing the upstream stream (also when the client goes away and this generator is
         # cancelled) makes vLLM abort the request and free its KV blocks.
+        status = "cancelled"
         try:
             async for chunk in upstream.aiter_raw():
+                if hops.first_chunk is None:
+                    hops.first_chunk = time.time()
                 yield chunk
+            status = "ok"
         finally:
             await upstream.aclose()
             b.in_flight -= 1
             b.served += 1
+            hops.end(status)
 
-    return StreamingResponse(chunks(), media_type="text/event-stream")
+    return StreamingResponse(chunks(), media_type="text/event-stream", headers=hops.server_timing())
