@@ -93,12 +93,17 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
     trace = trace_slice(ns)
     out.mkdir(parents=True, exist_ok=True)
     dataset = out / "timed_trace.jsonl"
+    # vLLM's timed_trace builds each prompt from 16-token chunks named by "hash_ids" (no ids:
+    # an empty prompt, which the server rejects); ids unique per request share no prefix, as
+    # kairos bench's prompts do not.
     with open(dataset, "w") as f:
-        for t, n_in, n_out in zip(
-            trace.arrivals, trace.input_tokens, trace.output_tokens, strict=True
+        for i, (t, n_in, n_out) in enumerate(
+            zip(trace.arrivals, trace.input_tokens, trace.output_tokens, strict=True)
         ):
-            f.write(json.dumps({"timestamp": float(t), "input_length": int(n_in),
-                                "output_length": int(n_out)}) + "\n")  # fmt: skip
+            chunks = [i * 1000 + k for k in range(-(-int(n_in) // 16))]
+            row = {"timestamp": float(t), "input_length": int(n_in),
+                   "output_length": int(n_out), "hash_ids": chunks}  # fmt: skip
+            f.write(json.dumps(row) + "\n")
     code = (
         "import sys\n"
         "from vllm.benchmarks.serve import add_cli_args, main\n"

@@ -3,6 +3,7 @@ read inside vLLM's scheduler, and the P/D proxy against fake instances."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -199,6 +200,29 @@ def test_proxy_hands_kv_from_prefill_to_decode_with_slos(
     assert d_body["kv_transfer_params"] == {"block": 7}
     x = d_body["vllm_xargs"]
     assert x[XARG_ARRIVAL] <= x[XARG_PREFILLED]
+
+
+def test_proxy_logs_each_hop_and_sends_server_timing() -> None:
+    fake, log = FakeInstances(), io.StringIO()
+    state = ProxyState(
+        prefill=[Backend("prefill", 0, "http://127.0.0.1:9001")],
+        decode=[Backend("decode", 0, "http://127.0.0.1:9002")],
+        default_slo=SLO(2.0, 0.1),
+        transport=httpx.MockTransport(fake.handle),
+        request_log=log,
+    )
+    with TestClient(create_proxy_app(state)) as client:
+        body = {"model": "smollm2", "prompt": "hi", "max_tokens": 3}
+        plain = client.post("/v1/completions", json=body)
+        stream = client.post("/v1/completions", json=dict(body, stream=True))
+    assert "prefill;dur=" in plain.headers["server-timing"]
+    assert "decode;dur=" in plain.headers["server-timing"]
+    assert "prefill;dur=" in stream.headers["server-timing"]
+    first, second = (json.loads(line) for line in log.getvalue().splitlines())
+    assert first["status"] == second["status"] == "ok"
+    assert first["arrival"] <= first["prefilled"] <= first["end"]
+    assert first["first_chunk"] is None  # not streamed
+    assert second["prefilled"] <= second["first_chunk"] <= second["end"]
 
 
 def test_proxy_relays_the_decode_stream(proxy: tuple[TestClient, FakeInstances]) -> None:

@@ -1,0 +1,81 @@
+"""``kairos profile``'s fits: known step times in, the same coefficients out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+
+from kairos.profiles import load_profile
+from kairos.profiling.build import fit_decode, fit_handoff, fit_prefill
+from kairos.profiling.measure import DecodePoint, HandoffPoint, PrefillPoint, Prober, _timing
+
+C = (0.05, 0.002, 1e-6)  # prefill c0, c1, c2
+D = (0.04, 0.003, 2e-6)  # decode d0, d1, d2
+
+
+def test_prefill_and_decode_fits_recover_known_coefficients() -> None:
+    prefill = [
+        PrefillPoint((n,) * b, C[0] + C[1] * n * b + C[2] * n * n * b)
+        for n in (16, 64, 256, 512)
+        for b in (1, 2, 4)
+    ]
+    decode = [
+        DecodePoint(b, b * k, D[0] + D[1] * b + D[2] * b * k, 10)
+        for b in (1, 4, 16)
+        for k in (32, 256)
+    ]
+    pc, perr = fit_prefill(prefill)
+    dc, derr = fit_decode(decode)
+    np.testing.assert_allclose([pc["c0"], pc["c1"], pc["c2"]], C, rtol=1e-4)
+    np.testing.assert_allclose([dc["d0"], dc["d1"], dc["d2"]], D, rtol=1e-4)
+    assert perr["mape_fit"] < 1e-4 and derr["mape_fit"] < 1e-4
+
+
+def test_handoff_fit_separates_the_p_leg_the_hand_off_and_the_first_step() -> None:
+    profile = load_profile("smollm2-135m-cpu")
+    delta0, bandwidth = 0.08, 5e7
+    bpt = profile.kv_transfer.bytes_per_token
+    points = []
+    for n in (16, 64, 256, 1024):
+        p_leg = C[0] + C[1] * n + C[2] * n * n
+        total = p_leg + delta0 + n * bpt / bandwidth + profile.decode.step_time(1, n)
+        points.append(HandoffPoint(n, total, p_leg))
+    fit = fit_handoff(profile, points)
+    assert fit.prefill is not None
+    np.testing.assert_allclose([fit.prefill[k] for k in ("c0", "c1", "c2")], C, rtol=1e-4)
+    np.testing.assert_allclose(fit.kv_transfer["delta0"], delta0, rtol=1e-4)
+    np.testing.assert_allclose(fit.kv_transfer["bandwidth_bytes_per_s"], bandwidth, rtol=1e-4)
+    # Without the P legs the profile's own prefill stands and is not refitted.
+    no_legs = [HandoffPoint(p.tokens, p.seconds + 1.0, None) for p in points]
+    assert fit_handoff(profile, no_legs).prefill is None
+
+
+def test_handoff_fit_refuses_a_profile_slower_than_the_pair() -> None:
+    profile = load_profile("smollm2-135m-cpu")
+    too_fast = [HandoffPoint(512, 0.01, None)]
+    with pytest.raises(ValueError, match="512-token request took 10 ms"):
+        fit_handoff(profile, too_fast)
+
+
+def test_server_timing_parsing() -> None:
+    header = "prefill;dur=263.5, decode;dur=12"
+    assert _timing(header, "prefill") == pytest.approx(0.2635)
+    assert _timing(header, "decode") == pytest.approx(0.012)
+    assert _timing(header, "kv") is None
+    assert _timing(None, "prefill") is None
+
+
+def test_prober_reads_the_p_leg_from_the_proxy() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={}, headers={"server-timing": "prefill;dur=40"})
+
+    async def probe() -> HandoffPoint:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+            return await Prober("http://pd", "m").alone(client, 32)
+
+    point = asyncio.run(probe())
+    assert point.tokens == 32 and point.prefill_seconds == pytest.approx(0.04)
+    assert point.seconds >= 0
