@@ -59,7 +59,7 @@ def test_mirror_takes_arrival_and_slo_from_xargs_and_falls_back_to_defaults() ->
         _req("a", 100, **{XARG_ARRIVAL: 42.0, XARG_TTFT: 0.5, XARG_TPOT: 0.03, XARG_PREFILLED: 43})
     )
     assert (a.arrival, a.ttft_slo, a.tpot_slo) == (42.0, 0.5, 0.03)
-    assert mirror.anchors[a.id] == 43.0
+    assert a.prefill_end == a.decode_anchor == 43.0
     b = mirror.get(_req("b", 10))  # sent straight to vLLM: no xargs
     assert (b.arrival, b.ttft_slo, b.tpot_slo) == (100.0, 2.0, 0.1)
     bad = mirror.get(_req("c", 10, **{XARG_TTFT: -1.0}))  # never crashes the engine core
@@ -121,7 +121,6 @@ def test_decode_state_feeds_the_decode_policy_its_budget(profile: Profile) -> No
         kv_capacity_tokens=200_000,
         kv_free_tokens=200_000 - 3 * 1020,
         max_batch_size=256,
-        anchors=mirror.anchors,
     )
     assert view.kv_tokens == 3 * 1020 and view.waiting_tokens == 20 * 1000
     assert view.generated(view.running[0]) == 20

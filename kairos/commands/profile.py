@@ -90,6 +90,19 @@ def _model_spec(path: Path | None, dtype_bytes: int) -> ModelSpec:
     )
 
 
+async def _served_model(client: Any, args: argparse.Namespace) -> str:
+    """``--model``, or the first model the engine lists."""
+    if args.model:
+        return str(args.model)
+    reply = await client.get(args.url.rstrip("/") + "/v1/models")
+    return str(reply.json()["data"][0]["id"])
+
+
+def _write_profile(out: Path, doc: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.handoff:
         return _run_handoff(args)
@@ -106,10 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def measure() -> tuple[str, list[PrefillPoint], list[DecodePoint]]:
         async with httpx.AsyncClient(timeout=httpx.Timeout(600.0)) as client:
-            name = (
-                args.model
-                or (await client.get(args.url.rstrip("/") + "/v1/models")).json()["data"][0]["id"]
-            )
+            name = await _served_model(client, args)
             prober = Prober(args.url, name, seed=args.seed)
             await prober.prefill(client, [8])  # warm-up, not recorded
             prefill: list[PrefillPoint] = []
@@ -152,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "grid": {"prefill_lengths": list(lengths), "decode_batches": list(batches)},
     }
     profile = build(facts, prefill, decode, source)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    _write_profile(args.out, profile)
     fe = profile["fit_error"]
     print(
         f"wrote {args.out}: prefill {profile['prefill']['coefficients']} "
@@ -181,11 +190,7 @@ def _run_handoff(args: argparse.Namespace) -> int:
 
     async def measure() -> list[HandoffPoint]:
         async with httpx.AsyncClient(timeout=httpx.Timeout(600.0)) as client:
-            name = (
-                args.model
-                or (await client.get(args.url.rstrip("/") + "/v1/models")).json()["data"][0]["id"]
-            )
-            prober = Prober(args.url, name, seed=args.seed)
+            prober = Prober(args.url, await _served_model(client, args), seed=args.seed)
             await prober.alone(client, 8)  # warm-up, not recorded
             points = []
             for n in lengths:
@@ -204,8 +209,7 @@ def _run_handoff(args: argparse.Namespace) -> int:
         fit_error["prefill"] = fit.errors["prefill"]
     doc["description"] = doc.get("description", "") + "; P/D prefill and hand-off"
     doc.setdefault("source", {})["handoff_measured_by"] = "kairos profile " + " ".join(sys.argv[2:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    _write_profile(args.out, doc)
     print(
         f"wrote {args.out}: hand-off {fit.kv_transfer} "
         f"(MAPE {fit.errors['kv_transfer']['mape_fit']:.1%}), P/D prefill "

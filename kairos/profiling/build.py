@@ -83,13 +83,12 @@ def fit_handoff(profile: Profile, points: Sequence[HandoffPoint]) -> HandoffFit:
     prefill_coef: dict[str, float] | None = None
     if all(leg is not None for leg in legs):
         p_leg = np.array(legs, dtype=float)
-        x = np.column_stack([np.ones(len(points)), tokens, tokens * tokens])
-        coef, errors["prefill"] = fit_relative(x, p_leg)
-        errors["prefill"]["what"] = "P legs of lone requests through the P/D pair (KV saved)"
-        errors["prefill"]["points"] = [
-            [p.tokens, _sig(leg)] for p, leg in zip(points, p_leg.tolist(), strict=True)
+        alone = [
+            PrefillPoint((p.tokens,), leg) for p, leg in zip(points, p_leg.tolist(), strict=True)
         ]
-        prefill_coef = {k: _sig(v) for k, v in zip(("c0", "c1", "c2"), coef, strict=True)}
+        prefill_coef, errors["prefill"] = fit_prefill(alone)
+        errors["prefill"]["what"] = "P legs of lone requests through the P/D pair (KV saved)"
+        errors["prefill"]["points"] = [[a.sum_tokens, _sig(a.seconds)] for a in alone]
     else:
         p_leg = np.array([profile.prefill.time_one(p.tokens) for p in points])
     first_step = np.array([profile.decode.step_time(1, p.tokens) for p in points])

@@ -208,10 +208,8 @@ class Cluster:
                 r.state = RequestState.WAITING_PREFILL
                 inst.resumed.append(r, r.prompt_tokens)
                 continue
-            r.prefill_end = now
-            if self._first_on_decode:
-                pass  # the decode instance emits every token (decode deadlines run from here)
-            else:
+            r.prefill_end = now  # with the first token on decode, its deadlines run from here
+            if not self._first_on_decode:
                 r.first_token = now
                 r.output_tokens = 1  # the prefill emits the first token
             if r.output_tokens == self._true_output[r.id]:

@@ -249,7 +249,6 @@ class KairosDecodeScheduler(_KairosBase):
             kv_capacity_tokens=self._kv_capacity_tokens(),
             kv_free_tokens=self._kv_free_tokens() + held,
             max_batch_size=self.max_num_running_reqs,
-            anchors=mirror.anchors,
         )
         decision = self.kairos_policy.schedule(view, now)
         victims = [mirror.source(r) for r in decision.preempt]

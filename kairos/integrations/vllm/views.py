@@ -60,9 +60,6 @@ class RequestMirror:
         self.default_slo = default_slo
         self._by_id: dict[str, Request] = {}
         self._source: dict[int, VllmRequest] = {}
-        # Decode role, by Kairos id: when the prefill instance answered (the anchor of the
-        # per-token deadlines); ``DecodeState`` reads it as each request's first-token time.
-        self.anchors: dict[int, float] = {}
         self._next = 0
 
     def __len__(self) -> int:
@@ -87,9 +84,7 @@ class RequestMirror:
     def forget_all_but(self, live: Iterable[str]) -> None:
         keep = set(live)
         for rid in [rid for rid in self._by_id if rid not in keep]:
-            kid = self._by_id.pop(rid).id
-            del self._source[kid]
-            self.anchors.pop(kid, None)
+            del self._source[self._by_id.pop(rid).id]
 
     def _create(self, v: VllmRequest) -> Request:
         args = extra_args(v)
@@ -112,7 +107,9 @@ class RequestMirror:
             max_output_tokens=v.max_tokens,
         )
         self._next += 1
-        self.anchors[r.id] = prefilled
+        # Decode role: when the prefill instance answered. The decode instance emits the first
+        # token, so per-token deadlines run from here (``Request.decode_anchor``).
+        r.prefill_end = prefilled
         return r
 
 
@@ -138,7 +135,6 @@ class DecodeState:
     """
 
     __slots__ = (
-        "_anchor",
         "instance_id",
         "kv_capacity_tokens",
         "kv_free_tokens",
@@ -159,7 +155,6 @@ class DecodeState:
         kv_capacity_tokens: int,
         kv_free_tokens: int,
         max_batch_size: int,
-        anchors: Mapping[int, float],
         instance_id: int = 0,
     ) -> None:
         self.instance_id = instance_id
@@ -171,10 +166,9 @@ class DecodeState:
         self.max_batch_size = max_batch_size
         self.kv_tokens = sum(r.prompt_tokens + r.output_tokens for r in running)
         self.waiting_tokens = sum(r.prompt_tokens + r.output_tokens for r in waiting)
-        self._anchor = anchors
 
     def generated(self, request: Request) -> int:
         return request.output_tokens
 
     def first_token_time(self, request: Request) -> float:
-        return self._anchor[request.id]
+        return request.decode_anchor
