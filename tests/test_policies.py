@@ -212,6 +212,70 @@ def test_kairos_decode_preempts_the_request_with_most_slack():
     assert decision.preempt == [ahead]
 
 
+def first_token_case(slack: float, ttft: float) -> tuple[Predictor, StaticDecodeView, Request]:
+    """vLLM's P/D at a boundary t = 10 s: 40 running requests fill the step budget (one
+    more would overrun it by about 0.6 ms) and have banked ``slack`` seconds each; one
+    request waits with no token yet, prefilled at 9.9 s, TTFT deadline ``ttft`` after its
+    arrival at 9.0 s."""
+    pred = predictor()
+    tau = pred.decode_step_time(41, 41 * 1_001) / 0.95 - 0.0006
+    running = [
+        decode_request(i, 1_000, first_token=10.0 + slack - tau, tpot=tau) for i in range(40)
+    ]
+    fresh = Request(99, 9.0, 500, SLO(ttft, tau))
+    fresh.prefill_end = 9.9
+    view = StaticDecodeView([fresh], running, generated_tokens={i: 1 for i in range(40)})
+    return pred, view, fresh
+
+
+def lead(pred: Predictor, view: StaticDecodeView, r: Request) -> float:
+    """When a first token admitted now would come, seen from now (the policy's estimate)."""
+    batch, kv = len(view.running), view.kv_tokens
+    return pred.kv_transfer.time(r.prompt_tokens) + 2 * pred.decode_step_time(
+        batch + 1, kv + r.prompt_tokens
+    )
+
+
+def test_kairos_decode_admits_a_due_first_token_on_banked_slack():
+    pred, view, fresh = first_token_case(slack=0.5, ttft=1.0)
+    policy = DECODE_POLICIES.create("kairos", predictor=pred)
+    step = pred.decode_step_time(40, view.kv_tokens)
+    # Not yet due: it waits (no budget), and the policy asks to be woken when it comes due.
+    early = 10.0 + lead(pred, view, fresh) + policy.ttft_guard_steps * step + 0.05
+    fresh.ttft_slo = early - fresh.arrival
+    decision = policy.schedule(view, now=10.0)
+    assert decision.admit == []
+    assert decision.wake_at == pytest.approx(10.05)
+    # Due (the deadline falls inside the guard): admitted over the budget, since 40 requests
+    # with 0.5 s of slack each absorb the 0.6 ms overrun.
+    fresh.ttft_slo = 10.0 + lead(pred, view, fresh) + 0.5 * step - fresh.arrival
+    assert policy.schedule(view, now=10.0).admit == [fresh]
+
+
+def test_kairos_decode_holds_a_due_first_token_without_slack():
+    pred, view, fresh = first_token_case(slack=0.0, ttft=1.0)
+    policy = DECODE_POLICIES.create("kairos", predictor=pred)
+    fresh.ttft_slo = 10.0 + lead(pred, view, fresh) + 0.001 - fresh.arrival  # due
+    assert policy.schedule(view, now=10.0).admit == []
+
+
+def test_kairos_decode_does_not_rush_a_first_token_already_late():
+    pred, view, fresh = first_token_case(slack=0.5, ttft=1.0)
+    policy = DECODE_POLICIES.create("kairos", predictor=pred)
+    fresh.ttft_slo = 10.0 + lead(pred, view, fresh) - 0.001 - fresh.arrival  # cannot make it
+    decision = policy.schedule(view, now=10.0)
+    assert decision.admit == [] and decision.wake_at is None
+
+
+def test_kairos_decode_ignores_ttft_once_prefill_emitted_the_first_token():
+    # The default convention: a waiting request already has its first token (output 1).
+    pred, view, fresh = first_token_case(slack=0.5, ttft=1.0)
+    fresh.output_tokens, fresh.first_token = 1, 9.9
+    fresh.ttft_slo = 10.0 + lead(pred, view, fresh) + 0.001 - fresh.arrival
+    decision = DECODE_POLICIES.create("kairos", predictor=pred).schedule(view, now=10.0)
+    assert decision.admit == [] and decision.wake_at is None
+
+
 @pytest.mark.parametrize("name", ["fcfs", "static-cap", "kairos"])
 def test_decode_policies_relieve_memory_pressure(name):
     policy = DECODE_POLICIES.create(name, predictor=predictor())

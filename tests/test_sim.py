@@ -141,6 +141,44 @@ def test_first_token_on_decode_keeps_every_token_under_load(profile):
     assert [len(r.token_times) for r in result.records] == list(true_out)
     assert all(r.status == "finished" for r in result.records)
     assert all(r.ttft > profile.prefill.time_one(r.input_tokens) for r in result.records)
+    # The decode instance dates each first token (its TPOT clock starts there) as emitted.
+    firsts = np.array([r.first_token for r in requests])
+    np.testing.assert_array_equal(firsts, [rec.token_times[0] for rec in result.records])
+
+
+def test_decode_policy_wake_up_stops_the_closed_form_run(profile, monkeypatch):
+    # A policy that holds a request back until t = 0.5 s and asks to decide again then gets
+    # a boundary at the first step boundary at or after it, though nothing else happens.
+    from kairos.core.policies import DECODE_POLICIES
+
+    seen: list[float] = []
+
+    class Waker:
+        name = "waker"
+
+        def __init__(self, predictor: object) -> None:
+            self.inner = DECODE_POLICIES.create("fcfs", predictor=predictor)
+
+        def schedule(self, view, now):  # type: ignore[no-untyped-def]
+            seen.append(now)
+            decision = self.inner.schedule(view, now)
+            if now < 0.5:
+                decision.admit = [r for r in decision.admit if r.id == 0]
+                decision.wake_at = 0.5
+            return decision
+
+        def place(self, request, instances, now):  # type: ignore[no-untyped-def]
+            return 0
+
+    monkeypatch.setitem(DECODE_POLICIES._factories, "test-waker", Waker)
+    # Request 0 decodes for about 3 s alone; request 1 waits for the wake-up.
+    arrivals, inputs, outputs = np.array([0.0, 0.0]), np.array([100, 150]), np.array([400, 5])
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    result = simulate(requests, true_out, profile, ClusterConfig(), decode_policy="test-waker")
+    after = [t for t in seen if t >= 0.5]
+    assert after, "the policy was not consulted again after its wake-up time"
+    assert after[0] - 0.5 <= profile.decode.step_time(1, 600)
+    assert result.records[1].token_times[1] < 0.5 + 3 * profile.decode.step_time(2, 800)
 
 
 def test_prefill_queue_matches_md1_mean_wait(profile):

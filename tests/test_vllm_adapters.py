@@ -81,6 +81,19 @@ def test_mirror_follows_vllm_counters_and_forgets_finished_requests() -> None:
     assert mirror.get(v) is not r
 
 
+def test_mirror_dates_the_first_token_the_instance_emits() -> None:
+    # vLLM's P/D decode instance: deadlines run from the hand-off until the first token,
+    # then from the step that emitted it (the TPOT clock starts there).
+    mirror = RequestMirror(SLO(2.0, 0.1))
+    v = _req("a", 100, **{XARG_PREFILLED: 43.0})
+    r = mirror.get(v, 44.0)
+    assert r.first_token is None and r.decode_anchor == 43.0
+    v.num_output_tokens = 1
+    assert mirror.get(v, 44.5).decode_anchor == 44.5
+    v.num_output_tokens = 5
+    assert mirror.get(v, 45.0).first_token == 44.5  # dated once
+
+
 def test_prefill_policy_orders_vllms_queue_by_urgency(profile: Profile) -> None:
     """FCFS takes the long head-of-line prompt; Kairos takes the short urgent ones first."""
     mirror = RequestMirror(SLO(1.0, 0.1))

@@ -57,12 +57,15 @@ class DecodeInstance(DecodeBook):
         self._finish_step: dict[int, int] = {}
         self._finish_heap: list[tuple[int, int]] = []
         self._ready: list[Request] = []
+        # Joined with no token yet (vLLM's P/D): their first token ends the next step.
+        self._first_due: list[Request] = []
         self.step = 0  # steps completed at the current boundary
         self._t0 = 0.0  # time of the current boundary
         self._first = 0.0  # true duration of the first step of the current run
         self._inc = 0.0
         self._raw = (0.0, 0.0)  # the same, as the uncorrected model predicts it
         self._next_n: int | None = None  # steps to the scheduled boundary (None: idle)
+        self._wake_at: float | None = None  # the policy's last ``DecodeDecision.wake_at``
         self._done = 0  # steps of the current run already counted (advance_to)
         self.version = 0
         # Runs of steps, for rebuilding every token's time afterwards: (first step, steps,
@@ -184,6 +187,7 @@ class DecodeInstance(DecodeBook):
         if self._ready:
             self._join(now)
         # The policy is consulted only when someone waits or memory is short.
+        self._wake_at = None
         if self._waiting.count or self.kv_capacity_tokens - self.reserved < len(running):
             self._apply_policy(now)
         if running:
@@ -206,10 +210,13 @@ class DecodeInstance(DecodeBook):
             heapq.heappush(self._finish_heap, (fs, r.id))
             if r.decode_start is None:
                 r.decode_start = now
+            if r.output_tokens == 0:
+                self._first_due.append(r)
         self._ready.clear()
 
     def _apply_policy(self, now: float) -> None:
         decision = self._policy.schedule(self, now)
+        self._wake_at = decision.wake_at
         for r in decision.preempt:
             if r.id not in self._running:
                 raise PolicyContractError(f"policy preempted request {r.id}, which is not running")
@@ -244,4 +251,13 @@ class DecodeInstance(DecodeBook):
         self._raw = (raw_first, raw_inc)
         first = self._first = raw_first * scale
         inc = self._inc = raw_inc * scale
+        for r in self._first_due:
+            if r.id in self._running:  # not preempted at the boundary it joined
+                r.first_token = self._t0 + first
+        self._first_due.clear()
+        if self._wake_at is not None:
+            # The first boundary at or after the time the policy asked to decide again.
+            wait = self._wake_at - self._t0
+            n_wake = max(1, steps_within(first, inc, wait) + 1) if wait > 0 else 1
+            n = n_wake if n_wake < n else n
         self._schedule(self._t0 + n * first + inc * n * (n - 1) * 0.5, n)

@@ -63,7 +63,9 @@ def simulate(
     cluster.on_place = on_place
     start = time.process_time()
     end = cluster.run(requests, progress, on_event)
-    records = build_records(requests, cluster.decode, cluster.errors)
+    records = build_records(
+        requests, cluster.decode, cluster.errors, first_token_on_decode=config.first_token_on_decode
+    )
     cpu = time.process_time() - start
     return SimResult(
         records=records,
@@ -103,11 +105,19 @@ _STATUS = {RequestState.FINISHED: "finished", RequestState.REJECTED: "rejected"}
 
 
 def build_records(
-    requests: Sequence[Request], decode: Sequence[DecodeInstance], errors: dict[int, str]
+    requests: Sequence[Request],
+    decode: Sequence[DecodeInstance],
+    errors: dict[int, str],
+    *,
+    first_token_on_decode: bool = False,
 ) -> list[RequestRecord]:
-    """One record per request; token times are gathered in one vectorised pass."""
+    """One record per request; token times are gathered in one vectorised pass.
+
+    With ``first_token_on_decode`` every token is a decode step's (``first_token`` only
+    notes when the first of them came); otherwise prefill emitted the first token."""
     # One table of every time a token can have: first tokens, then each instance's step ends.
-    firsts = np.array([np.nan if r.first_token is None else r.first_token for r in requests])
+    prefill_first = [None if first_token_on_decode else r.first_token for r in requests]
+    firsts = np.array([np.nan if t is None else t for t in prefill_first])
     tables = [firsts]
     bases = []
     base = len(firsts)
@@ -118,8 +128,8 @@ def build_records(
         base += len(ends)
     starts: list[int] = []
     counts: list[int] = []
-    for r in requests:
-        if r.first_token is not None:
+    for r, first in zip(requests, prefill_first, strict=True):
+        if first is not None:
             starts.append(r.id)
             counts.append(1)
         if r.decode_instance is not None:

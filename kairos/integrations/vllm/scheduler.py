@@ -232,6 +232,8 @@ class KairosDecodeScheduler(_KairosBase):
         admitted &= set(self.requests) - running_ids
         queued = list(self.kv_holding_waiting) + list(self.waiting)
         candidates = [v for v in queued if v.request_id not in admitted and not self._loading(v)]
+        # Refreshed every step, so a first token is dated by the step that emitted it.
+        running = [mirror.get(v, self._kairos_last_update) for v in self.running]
         if not candidates:
             return self._schedule_and_measure(args, kwargs)
         held = 0  # blocks already allocated to candidates (an async KV pull allocates them)
@@ -241,7 +243,6 @@ class KairosDecodeScheduler(_KairosBase):
             waiting.append(r)
             if v.num_computed_tokens > 0 or v.status == RequestStatus.WAITING_FOR_REMOTE_KVS:
                 held += r.prompt_tokens + r.output_tokens
-        running = [mirror.get(v) for v in self.running]
         view = DecodeState(
             running=running,
             waiting=waiting,

@@ -65,7 +65,9 @@ class RequestMirror:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def get(self, v: VllmRequest) -> Request:
+    def get(self, v: VllmRequest, now: float | None = None) -> Request:
+        """The mirror of ``v``, refreshed. ``now`` (Unix time of this step boundary) dates a
+        first token that appeared since the last refresh."""
         r = self._by_id.get(v.request_id)
         if r is None:
             r = self._create(v)
@@ -75,6 +77,10 @@ class RequestMirror:
         r.cached_tokens = min(v.num_computed_tokens, v.num_prompt_tokens - 1)
         r.output_tokens = v.num_output_tokens
         r.preemptions = v.num_preemptions
+        if r.first_token is None and r.output_tokens and now is not None:
+            # On a decode instance of vLLM's P/D this instance emitted it: the TPOT clock
+            # starts here, not at the hand-off (``Request.decode_anchor``).
+            r.first_token = now
         return r
 
     def source(self, r: Request) -> VllmRequest:
