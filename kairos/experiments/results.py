@@ -163,12 +163,22 @@ def _goodput_section(good: list[Row]) -> list[str]:
         for g in good
         if (g["prefill"], g["decode"]) == sweeps.BASELINE
     }
-    for g in sorted(good, key=lambda g: (g["workload"], g["instances"], g["goodput_req_s"])):
-        b = base[(g["workload"], g["instances"])]
-        ratio = f"{g['goodput_req_s'] / b:.2f}" if b > 0 else "-"
+
+    def order(g: Row) -> tuple[str, int, float]:
+        return g["workload"], g["instances"], g["goodput_req_s"] or -1.0
+
+    for g in sorted(good, key=order):
+        b, value = base[(g["workload"], g["instances"])], g["goodput_req_s"]
+        if value is None:
+            # No rate tried met the target: say so rather than print the search's floor.
+            rate = g["below_rate_scale"] * g["instances"] * sweeps.base_rate(g["workload"])
+            shown, ratio = f"not reached (< {rate:.2f})", "-"
+        else:
+            shown = f"{value:.2f}"
+            ratio = f"{value / b:.2f}" if b else "-"
         md.append(
             f"| {g['workload']} | {g['instances']}P{g['instances']}D | "
-            f"{label(g['prefill'], g['decode'])} | {g['goodput_req_s']:.2f} | {ratio} |"
+            f"{label(g['prefill'], g['decode'])} | {shown} | {ratio} |"
         )
     return [*md, ""]
 

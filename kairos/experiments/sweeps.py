@@ -127,13 +127,18 @@ def goodput(
     iterations: int = 7,
     target: float = 0.9,
 ) -> list[Row]:
-    """Highest rate scale with mean joint attainment >= target, by bisection (in lockstep)."""
+    """Highest rate scale with mean joint attainment >= target, by bisection (in lockstep).
+
+    Where no rate tried met the target (some requests cannot meet their SLO even alone),
+    the goodput is ``None`` and ``below_rate_scale`` is the lowest rate tried: the search's
+    lower bound is not a measurement."""
     searches = {
         (w, n, p, d): [0.05, 2.0 * max(WORKLOADS[w].rate_scales)]
         for w in workloads
         for n in instances
         for p, d in GOODPUT_PAIRS
     }
+    reached = dict.fromkeys(searches, False)
     for _ in range(iterations):
         mids = {k: (lo + hi) / 2 for k, (lo, hi) in searches.items()}
         points = [
@@ -148,21 +153,27 @@ def goodput(
             )
         for k, values in joint.items():
             lo_hi = searches[k]
-            lo_hi[0 if np.mean(values) >= target else 1] = mids[k]
-    return [
-        {
-            "workload": w,
-            "instances": n,
-            "prefill": p,
-            "decode": d,
-            "goodput_rate_scale": lo,
-            "goodput_req_s": lo * n * _base_rate(w),
-        }
-        for (w, n, p, d), (lo, _) in searches.items()
-    ]
+            met = np.mean(values) >= target
+            lo_hi[0 if met else 1] = mids[k]
+            reached[k] = reached[k] or bool(met)
+    rows: list[Row] = []
+    for (w, n, p, d), (lo, hi) in searches.items():
+        ok = reached[(w, n, p, d)]
+        rows.append(
+            {
+                "workload": w,
+                "instances": n,
+                "prefill": p,
+                "decode": d,
+                "goodput_rate_scale": lo if ok else None,
+                "goodput_req_s": lo * n * base_rate(w) if ok else None,
+                "below_rate_scale": None if ok else hi,
+            }
+        )
+    return rows
 
 
-def _base_rate(workload: str) -> float:
+def base_rate(workload: str) -> float:
     return WORKLOADS[workload].trace_for(0, 1.0).rate
 
 

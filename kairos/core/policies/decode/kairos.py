@@ -103,11 +103,10 @@ class KairosDecode:
         # slower steps cost them nothing once they are ahead of their deadlines.
         allowance = 0.0
         if due:
-            allowance = min(
-                (self.slack(view, r, now) for r in view.running if r.id not in gone),
-                default=float("inf"),
-            )
-            allowance = max(allowance, 0.0) / self.slack_horizon
+            slacks = (self.slack(view, r, now) for r in view.running if r.id not in gone)
+            # Requests already behind their deadlines have nothing left to protect.
+            allowance = min((s for s in slacks if s >= 0.0), default=float("inf"))
+            allowance /= self.slack_horizon
         growth, max_batch = self.growth_steps, view.max_batch_size
         admit: list[Request] = []
         taken: set[int] = set()
