@@ -68,3 +68,22 @@ def test_ablation_ladder_and_cdfs(tmp_path, monkeypatch):
     assert all(len(r["ttft_s"]) > 10 for r in cdfs)
     plot_latency_cdfs(cdfs, {"tiny": (0.5, 0.015)}, tmp_path / "cdf.png")
     assert (tmp_path / "cdf.png").stat().st_size > 1000
+
+
+def test_goodput_reports_an_unreachable_target_as_not_reached(monkeypatch):
+    from kairos.experiments import sweeps, workloads
+    from kairos.experiments.results import _goodput_section
+
+    # 0.5 s TTFT is reachable at a low rate; 1 ms is not reachable at any rate.
+    for name, ttft in (("easy", 0.5), ("impossible", 0.001)):
+        w = Workload(name, "azure-conv", ttft, 0.015, 60.0, (4.0,))
+        monkeypatch.setitem(workloads.WORKLOADS, name, w)
+    monkeypatch.setattr(sweeps, "run_all", lambda points, job=run_point: map(job, points))
+    monkeypatch.setattr(sweeps, "GOODPUT_PAIRS", (sweeps.BASELINE,))
+    rows = {r["workload"]: r for r in sweeps.goodput(["easy", "impossible"], [1], [0], 3)}
+    assert rows["easy"]["goodput_req_s"] > 0 and rows["easy"]["below_rate_scale"] is None
+    assert rows["impossible"]["goodput_req_s"] is None
+    # Three halvings from [0.05, 8]: the lowest rate tried.
+    assert rows["impossible"]["below_rate_scale"] == 0.05 + (8.0 - 0.05) / 8
+    text = "\n".join(_goodput_section(list(rows.values())))
+    assert "| impossible | 1P1D | fcfs/fcfs | not reached (<" in text
