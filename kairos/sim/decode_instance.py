@@ -257,7 +257,6 @@ class DecodeInstance(DecodeBook):
         self._first_due.clear()
         if self._wake_at is not None:
             # The first boundary at or after the time the policy asked to decide again.
-            wait = self._wake_at - self._t0
-            n_wake = max(1, steps_within(first, inc, wait) + 1) if wait > 0 else 1
+            n_wake = steps_within(first, inc, self._wake_at - self._t0) + 1
             n = n_wake if n_wake < n else n
         self._schedule(self._t0 + n * first + inc * n * (n - 1) * 0.5, n)

@@ -18,11 +18,13 @@ Token k of request i is due at ``f_i + tau_i * (k - 1)``; its banked slack is
 5. An idle instance always admits one request, even one over the budget (work conservation).
 6. First tokens due (vLLM's P/D, where the decode instance emits the first token): a waiting
    request with no token yet still has its TTFT at stake here. Once waiting one more boundary
-   would make its first token (hand-off plus one step, predicted) miss the TTFT deadline, it
-   is admitted over the budget, earliest deadline first; a request whose TTFT is already lost
-   waits for budget like any other. Holding these back kept every admitted request within
-   its TPOT but cost 10% of TTFT attainment in ``kairos sim --first-token decode``, and lost
-   the real vLLM experiment on TTFT (docs/vllm.md).
+   would make its first token (hand-off plus two steps, predicted) miss the TTFT deadline, it
+   is admitted earliest deadline first, over the budget by as much as the banked slack of the
+   running requests still ahead of their deadlines covers for ``slack_horizon`` steps; a
+   request whose TTFT is already lost waits for budget like any other. Holding these back
+   kept every admitted request within its TPOT but cost 10% of TTFT attainment in
+   ``kairos sim --first-token decode``, and lost the real vLLM experiment on TTFT
+   (docs/vllm.md).
 Placement: the instance with the most room between its predicted step time and its budget.
 """
 
