@@ -173,9 +173,6 @@ class RecordedView:
     def generated(self, request: Request) -> int:
         return request.output_tokens
 
-    def first_token_time(self, request: Request) -> float:
-        return 0.0
-
 
 def placement_replay(decode: str, slo: SLO) -> Callable[[Inputs], int]:
     """``inputs -> instance index`` by the decode policy, on a fresh predictor: with the

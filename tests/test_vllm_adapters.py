@@ -137,7 +137,7 @@ def test_decode_state_feeds_the_decode_policy_its_budget(profile: Profile) -> No
     )
     assert view.kv_tokens == 3 * 1020 and view.waiting_tokens == 20 * 1000
     assert view.generated(view.running[0]) == 20
-    assert view.first_token_time(view.running[0]) == now - 1
+    assert view.running[0].decode_anchor == now - 1
     kairos = DECODE_POLICIES.create("kairos", predictor=predictor).schedule(view, now)
     fcfs = DECODE_POLICIES.create("fcfs", predictor=predictor).schedule(view, now)
     assert len(kairos.admit) == 1

@@ -125,9 +125,6 @@ class DecodeBook:
     def generated(self, request: Request) -> int:
         return request.output_tokens
 
-    def first_token_time(self, request: Request) -> float:
-        return request.decode_anchor
-
     # --- transitions (the runtime calls these; a policy never does) --------------------------
     def enqueue(self, r: Request) -> None:
         r.state = RequestState.WAITING_DECODE

@@ -81,8 +81,3 @@ class DecodeView(Protocol):
     def generated(self, request: Request) -> int:
         """Output tokens the request has so far (first token included)."""
         ...
-
-    def first_token_time(self, request: Request) -> float:
-        """Where the request's per-token deadlines start: when its first token was emitted, or
-        when its prefill ended if the decode instance emits the first token."""
-        ...

@@ -34,9 +34,6 @@ class StaticDecodeView:
     def generated(self, request: Request) -> int:
         return self.generated_tokens.get(request.id, request.output_tokens)
 
-    def first_token_time(self, request: Request) -> float:
-        return request.decode_anchor
-
     def _context(self, r: Request) -> int:
         return r.prompt_tokens + self.generated(r)
 

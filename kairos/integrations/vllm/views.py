@@ -175,6 +175,3 @@ class DecodeState:
 
     def generated(self, request: Request) -> int:
         return request.output_tokens
-
-    def first_token_time(self, request: Request) -> float:
-        return request.decode_anchor

@@ -76,7 +76,7 @@ class KairosDecode:
         self.slack_horizon = slack_horizon
 
     def slack(self, view: DecodeView, r: Request, now: float) -> float:
-        return view.first_token_time(r) + r.tpot_slo * view.generated(r) - now
+        return r.decode_anchor + r.tpot_slo * view.generated(r) - now
 
     def schedule(self, view: DecodeView, now: float) -> DecodeDecision:
         preempt = self._preempt(view, now)
@@ -93,13 +93,11 @@ class KairosDecode:
         tau_min = min((r.tpot_slo for r in view.running if r.id not in gone), default=None)
         step = self.predictor.decode_step_time
         keep = 1.0 - self.margin
-        if batch and tau_min is not None and step(batch + 1, kv + 1) > keep * tau_min:
-            # The budget is spent: not even a one-token request fits, so only a reservation
-            # can be admitted. The common case under load, and an O(n) scan with no sorting.
-            reserved, fresh, hopeless = self._oldest(view, now), list[Job](), list[Job]()
-        else:
-            reserved, fresh, hopeless = self._classify(view, now)
-        due, wake_at = self._first_tokens_due(view, now, batch, kv)
+        # When the budget is spent (not even a one-token request fits; the common case under
+        # load) only a reservation or a due first token can be admitted: no heaps are built.
+        spent = bool(batch) and tau_min is not None and step(batch + 1, kv + 1) > keep * tau_min
+        reserved, fresh, hopeless, pending = self._scan(view, now, sort=not spent)
+        due, wake_at = self._first_tokens_due(pending, now, batch, kv)
         # A due first token may overrun the budget by what the running requests' banked
         # slack covers for ``slack_horizon`` steps: their TPOT is an average, so a few
         # slower steps cost them nothing once they are ahead of their deadlines.
@@ -132,13 +130,12 @@ class KairosDecode:
         return DecodeDecision(admit=admit, preempt=preempt, wake_at=wake_at)
 
     def _first_tokens_due(
-        self, view: DecodeView, now: float, batch: int, kv: int
+        self, pending: list[tuple[int, Request]], now: float, batch: int, kv: int
     ) -> tuple[list[Job], float | None]:
-        """Waiting requests whose first token is still on time but would not be after one
-        more boundary, earliest TTFT deadline first (rule 6), and when the next of the others
-        comes due. Only requests with no token yet count: where prefill emits the first
-        token (the default) there are none."""
-        pending = [r for r in view.waiting if r.output_tokens == 0]
+        """Of the waiting requests with no token yet (``(queue position, request)``; where
+        prefill emits the first token, the default, there are none), those whose first token
+        is still on time but would not be after one more boundary, earliest TTFT deadline
+        first (rule 6), and when the next of the others comes due."""
         if not pending:
             return [], None
         step = self.predictor.decode_step_time
@@ -146,7 +143,7 @@ class KairosDecode:
         guard = self.ttft_guard_steps * step(max(batch, 1), max(kv, 1))
         due: list[tuple[float, int, Request]] = []
         wake_at: float | None = None
-        for i, r in enumerate(pending):
+        for i, r in pending:
             ctx = r.prompt_tokens
             # Admitted now: its KV lands, it joins at the boundary after that, and its first
             # step ends one step later.
@@ -163,47 +160,50 @@ class KairosDecode:
         due.sort()
         return [(r.prompt_tokens, i, r) for _, i, r in due], wake_at
 
-    def _oldest(self, view: DecodeView, now: float) -> list[Job]:
-        """The request that has waited longest past ``reserve_after``, if any, as a job."""
-        first_token_time, limit = view.first_token_time, self.reserve_after
-        best: list[Job] = []
-        for i, r in enumerate(view.waiting):
-            waited = (now - first_token_time(r)) / r.tpot_slo
-            if waited > limit:
-                best, limit = [(r.prompt_tokens + r.output_tokens, i, r)], waited
-        return best
+    def _scan(
+        self, view: DecodeView, now: float, *, sort: bool
+    ) -> tuple[list[Job], list[Job], list[Job], list[tuple[int, Request]]]:
+        """One pass over the waiting queue: (reserved, fresh, hopeless, pending).
 
-    def _classify(self, view: DecodeView, now: float) -> tuple[list[Job], list[Job], list[Job]]:
-        """(reserved, fresh, hopeless) waiting requests as heaps keyed by context.
-
-        Heaps, not sorted lists: admission stops at the first request that does not fit, so
-        usually only a few are popped (this runs at every decode step; keep it O(n)).
-        A waiting request is not running, so its context is ``prompt + output_tokens``.
+        ``reserved`` is the request that has waited longest past ``reserve_after``, if any;
+        with ``sort`` the others are split into fresh and hopeless heaps keyed by context
+        (heaps, not sorted lists: admission stops at the first request that does not fit, so
+        usually only a few are popped). ``pending`` lists the requests with no token yet
+        (vLLM's P/D) for rule 6. This runs at every decode step over the whole queue, so it
+        reads the request's slots directly (``decode_anchor`` inlined). A waiting request is
+        not running, so its context is ``prompt + output_tokens``.
         """
         fresh: list[Job] = []
         hopeless: list[Job] = []
-        reserved: list[Job] = []
+        pending: list[tuple[int, Request]] = []
+        reserved: Job | None = None
         reserved_hopeless = False
         oldest = self.reserve_after
         hopeless_after = self.hopeless_after
-        first_token_time = view.first_token_time
         for i, r in enumerate(view.waiting):
-            waited = (now - first_token_time(r)) / r.tpot_slo
-            job = (r.prompt_tokens + r.output_tokens, i, r)
+            anchor = r.first_token
+            if anchor is None:
+                anchor = r.prefill_end
+            waited = (now - anchor) / r.tpot_slo  # type: ignore[operator]
+            out = r.output_tokens
+            if not out:
+                pending.append((i, r))
             if waited > oldest:
-                if reserved:  # the previous oldest goes back to its group
-                    (hopeless if reserved_hopeless else fresh).append(reserved[0])
-                reserved, oldest = [job], waited
+                if sort and reserved is not None:  # the previous oldest goes back
+                    (hopeless if reserved_hopeless else fresh).append(reserved)
+                reserved, oldest = (r.prompt_tokens + out, i, r), waited
                 reserved_hopeless = waited > hopeless_after
-            elif waited > hopeless_after if r.output_tokens else now > r.ttft_deadline:
+            elif not sort:
+                continue
+            elif waited > hopeless_after if out else now > r.arrival + r.ttft_slo:
                 # With no token yet (vLLM's P/D) its TPOT clock has not started: what waiting
                 # can lose is its first token's deadline.
-                hopeless.append(job)
+                hopeless.append((r.prompt_tokens + out, i, r))
             else:
-                fresh.append(job)
+                fresh.append((r.prompt_tokens + out, i, r))
         heapq.heapify(fresh)
         heapq.heapify(hopeless)
-        return reserved, fresh, hopeless
+        return ([] if reserved is None else [reserved]), fresh, hopeless, pending
 
     def _preempt(self, view: DecodeView, now: float) -> list[Request]:
         free = view.kv_free_tokens
