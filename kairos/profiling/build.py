@@ -41,18 +41,38 @@ class EngineFacts:
 
 
 def fit_prefill(points: Sequence[PrefillPoint]) -> tuple[dict[str, float], dict[str, Any]]:
-    x = np.array([[1.0, p.sum_tokens, p.sum_sq_tokens] for p in points])
-    t = np.array([p.seconds for p in points])
-    coef, err = fit_relative(x, t)
+    return fit_prefill_columns(
+        np.array([p.sum_tokens for p in points], dtype=float),
+        np.array([p.sum_sq_tokens for p in points], dtype=float),
+        np.array([p.seconds for p in points]),
+    )
+
+
+def fit_prefill_columns(
+    sum_tokens: np.ndarray, sum_sq_tokens: np.ndarray, seconds: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``t_P(s, s2) = c0 + c1 * s + c2 * s2`` on batches given as columns."""
+    x = np.column_stack([np.ones(len(seconds)), sum_tokens, sum_sq_tokens])
+    coef, err = fit_relative(x, seconds)
     return {k: _sig(v) for k, v in zip(("c0", "c1", "c2"), coef, strict=True)}, err
 
 
 def fit_decode(points: Sequence[DecodePoint]) -> tuple[dict[str, float], dict[str, Any]]:
-    x = np.array([[1.0, p.batch_size, p.kv_tokens] for p in points])
-    t = np.array([p.seconds for p in points])
-    coef, err = fit_relative(x, t)
+    return fit_decode_columns(
+        np.array([p.batch_size for p in points], dtype=float),
+        np.array([p.kv_tokens for p in points], dtype=float),
+        np.array([p.seconds for p in points]),
+    )
+
+
+def fit_decode_columns(
+    batch_size: np.ndarray, kv_tokens: np.ndarray, seconds: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``t_D(B, K) = d0 + d1 * B + d2 * K`` on steps given as columns."""
+    x = np.column_stack([np.ones(len(seconds)), batch_size, kv_tokens])
+    coef, err = fit_relative(x, seconds)
     if coef[0] <= 0:  # the model requires d0 > 0 (an empty step still costs something)
-        coef[0] = float(t.min()) * 1e-3
+        coef[0] = float(seconds.min()) * 1e-3
     return {k: _sig(v) for k, v in zip(("d0", "d1", "d2"), coef, strict=True)}, err
 
 

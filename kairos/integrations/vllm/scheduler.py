@@ -111,6 +111,9 @@ class _KairosBase(AsyncScheduler):  # type: ignore[misc]
             actual = now - max(scheduled_at, self._kairos_last_update)
             if raw > 0 and actual > 0:
                 self._observe_step(actual, raw, shape)
+                # The step as this engine ran it under load: `kairos profile --from-steps`
+                # fits a profile on these.
+                self._log({"t": now, "role": self.role, "step": list(shape), "seconds": actual})
         self._kairos_last_update = now
         return super().update_from_output(scheduler_output, model_runner_output)
 
