@@ -52,9 +52,7 @@ def fit_prefill_columns(
     sum_tokens: np.ndarray, sum_sq_tokens: np.ndarray, seconds: np.ndarray
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """``t_P(s, s2) = c0 + c1 * s + c2 * s2`` on batches given as columns."""
-    x = np.column_stack([np.ones(len(seconds)), sum_tokens, sum_sq_tokens])
-    coef, err = fit_relative(x, seconds)
-    return {k: _sig(v) for k, v in zip(("c0", "c1", "c2"), coef, strict=True)}, err
+    return _fit_linear(("c0", "c1", "c2"), sum_tokens, sum_sq_tokens, seconds, positive=False)
 
 
 def fit_decode(points: Sequence[DecodePoint]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -69,11 +67,24 @@ def fit_decode_columns(
     batch_size: np.ndarray, kv_tokens: np.ndarray, seconds: np.ndarray
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """``t_D(B, K) = d0 + d1 * B + d2 * K`` on steps given as columns."""
-    x = np.column_stack([np.ones(len(seconds)), batch_size, kv_tokens])
-    coef, err = fit_relative(x, seconds)
-    if coef[0] <= 0:  # the model requires d0 > 0 (an empty step still costs something)
+    # The decode model requires d0 > 0 (an empty step still costs something).
+    return _fit_linear(("d0", "d1", "d2"), batch_size, kv_tokens, seconds, positive=True)
+
+
+def _fit_linear(
+    names: tuple[str, str, str],
+    u: np.ndarray,
+    v: np.ndarray,
+    seconds: np.ndarray,
+    *,
+    positive: bool,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``seconds ~ a + b * u + c * v`` (coefficients >= 0, relative error), named ``names``;
+    with ``positive`` a zero constant is raised to a thousandth of the fastest step."""
+    coef, err = fit_relative(np.column_stack([np.ones(len(seconds)), u, v]), seconds)
+    if positive and coef[0] <= 0:
         coef[0] = float(seconds.min()) * 1e-3
-    return {k: _sig(v) for k, v in zip(("d0", "d1", "d2"), coef, strict=True)}, err
+    return {name: _sig(c) for name, c in zip(names, coef, strict=True)}, err
 
 
 # A hand-off with no measurable per-byte cost gets this bandwidth (the model needs one > 0).
