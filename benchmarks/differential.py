@@ -56,7 +56,9 @@ from kairos.traces import Trace, cap_lengths, load_trace, slice_count, time_scal
 MAX_JOINT_DIFF = 0.02
 MAX_TTFT_DIFF = 0.05
 # Cores other processes may use during the measurement before its timings are not trusted.
-MAX_FOREIGN_LOAD = 0.5
+# The serve stack and the bench fill both cores of the 2-core VM: 0.37 cores of lint and tests
+# beside a clean-clone CI run pushed the median TTFT excess from ~2.8 to 3.6 ms.
+MAX_FOREIGN_LOAD = 0.25
 
 
 @dataclass
@@ -202,7 +204,7 @@ class Outcome:
 
     @property
     def disturbed(self) -> bool:
-        """Other work took more than half a core: the timings measure that, not the server."""
+        """Other work took more than a quarter core: the timings measure that, not the server."""
         return self.foreign_load > MAX_FOREIGN_LOAD
 
     @property
