@@ -152,24 +152,15 @@ class DecodeInstance(DecodeBook):
     def boundary(self, now: float, n: int) -> None:
         """Advance ``n`` steps to ``now``, retire, join, ask the policy, start the next run.
 
-        The hottest code in the simulator: sub-steps are inlined on purpose.
+        The hottest code in the simulator: retiring is inlined on purpose (counting the run's
+        steps is ``_fold``, shared with ``advance_to``: one call per boundary).
         """
         self._next_n = None
         running = self._running
         done = self._done
         if n > done:
-            self._done = 0
-            k = n - done  # steps not yet folded in by advance_to
-            batch = len(running)
-            first, inc = self._first, self._inc
-            self.runs.append((self.step, k, self._t0, first, inc, done))
-            tri = k * done + k * (k - 1) * 0.5
-            raw_first, raw_inc = self._raw
-            self._observe(k * first + inc * tri, k * raw_first + raw_inc * tri)
-            step = self.step = self.step + k
-            self.kv_tokens += batch * k
-            self.reserved += batch * k
-            self.tokens_out += batch * k
+            self._fold(done, n - done)  # the steps advance_to has not folded in yet
+            step = self.step
             # Retire everyone whose last token was this step.
             heap = self._finish_heap
             finish_step = self._finish_step
