@@ -81,7 +81,7 @@ class DecodeMirror(DecodeBook):
         for rid in msg.preempted:
             r = running.pop(rid, None)
             if r is not None:
-                self._waiting.append_front(r, r.prompt_tokens + r.output_tokens)
+                self.requeue(r)  # the counters are the worker's; only the queue moves
         for rid in msg.admitted:
             self._waiting.discard(rid)
         for rid in msg.joined:

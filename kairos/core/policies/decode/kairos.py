@@ -111,8 +111,13 @@ class KairosDecode:
         admit: list[Request] = []
         taken: set[int] = set()
         inf = float("inf")
-        groups = ((iter(due), allowance), (_drain(reserved), inf), (_drain(fresh), 0.0))
-        for jobs, extra in (*groups, (_drain(hopeless), 0.0)):
+        groups = (
+            (iter(due), allowance),
+            (_drain(reserved), inf),
+            (_drain(fresh), 0.0),
+            (_drain(hopeless), 0.0),
+        )
+        for jobs, extra in groups:
             for ctx, _, r in jobs:
                 if r.id in taken:
                     continue  # a due first token that is also the reservation
