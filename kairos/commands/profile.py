@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--model-path", type=Path, help="model folder: layers and KV heads from its config.json"
     )
-    p.add_argument("--name", default="measured", help="profile name (default: measured)")
+    p.add_argument("--name", help="profile name (default: measured; with --from-steps, the base's)")
     p.add_argument("--hardware", default="CPU", help="hardware label (default: CPU)")
     p.add_argument("--out", type=Path, required=True, help="profile JSON to write")
     p.add_argument("--max-batch-tokens", type=int, default=2048, help="engine's token budget")
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
     served, prefill, decode = asyncio.run(measure())
     facts = EngineFacts(
-        name=args.name,
+        name=args.name or "measured",
         description=f"{model.name} on {args.hardware}, measured by kairos profile",
         model=model,
         hardware=args.hardware,
@@ -245,7 +245,7 @@ def _run_from_steps(args: argparse.Namespace) -> int:
     logs = " ".join(map(str, args.from_steps))
     source = f"kairos profile --from-steps {logs} --base {args.base} --out {args.out}"
     doc = refit(profile_json(args.base), samples, source=source)
-    if args.name != "measured":
+    if args.name:
         doc["name"] = args.name
     _write_profile(args.out, doc)
     fe = doc["fit_error"]
