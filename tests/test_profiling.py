@@ -130,3 +130,30 @@ def test_from_steps_names_a_broken_line_and_too_few_steps(tmp_path, capsys) -> N
     assert main(["profile", "--from-steps", str(log), "--out", str(out)]) == 2
     assert "needs --base" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_from_steps_measures_the_stall_of_a_decode_step_that_admits(tmp_path) -> None:
+    # The plugins do not time the step that admits (KV load, prompt tail); the gap between
+    # the timed steps around it is that step: a decode step plus the join cost per newcomer.
+    join, rng, t = 0.12, np.random.default_rng(1), 100.0
+    lines = []
+    for i in range(60):
+        b, k = int(rng.integers(3, 16)), int(rng.integers(64, 2048))
+        step = D[0] + D[1] * b + D[2] * k
+        admitted = 1 + i % 2 if i % 3 == 0 else 0
+        if admitted:  # a decision, then the untimed admitting step
+            lines.append({"t": t, "role": "decode", "admit": ["x"] * admitted})
+            t += step + join * admitted
+        t += step
+        lines.append({"t": t, "role": "decode", "step": [b, k], "seconds": step})
+    lines.append({"t": t + 9.0, "role": "decode", "admit": ["y"]})  # idle: not a sample
+    idle_step = D[0] + D[1] * 2 + D[2] * 99
+    lines.append({"t": t + 9.1, "role": "decode", "step": [2, 99], "seconds": idle_step})
+    log, out = tmp_path / "decode0.jsonl", tmp_path / "insitu.json"
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    argv = ["profile", "--from-steps", str(log), "--base", "smollm2-135m-cpu-pd"]
+    assert main([*argv, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["decode"]["join_seconds"] == pytest.approx(join, rel=1e-3)
+    assert doc["fit_error"]["decode_join"]["n"] == 19  # 20 admissions, the first before any step
+    assert load_profile(str(out)).decode_join == pytest.approx(join, rel=1e-3)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -128,6 +131,27 @@ def test_first_token_on_decode_adds_the_hand_off_and_one_step(profile):
     assert len(rec.token_times) == out
     np.testing.assert_allclose(rec.ttft, prefill + transfer + steps[0], rtol=1e-12)
     np.testing.assert_allclose(rec.token_times[-1], prefill + transfer + sum(steps), rtol=1e-12)
+
+
+def test_a_join_cost_stalls_the_step_the_newcomer_joins_at(profile):
+    # Profile.decode_join: the step a request joins at also loads its KV, for everyone in it.
+    join = 0.05
+    staller = dataclasses.replace(profile, decode_join=join)
+    prompt, out = 1_000, 50
+    arrivals = np.array([0.0, 0.3])  # the second joins while the first is decoding
+    requests, true_out = build_requests(arrivals, np.array([prompt] * 2), np.array([out] * 2), SLO_)
+    config = ClusterConfig(first_token_on_decode=True)
+    plain = simulate(requests, true_out, profile, config).records
+    requests, true_out = build_requests(arrivals, np.array([prompt] * 2), np.array([out] * 2), SLO_)
+    stalled = simulate(requests, true_out, staller, config).records
+    # Alone, the first request's own join costs its first token exactly ``join``.
+    np.testing.assert_allclose(stalled[0].ttft, plain[0].ttft + join, rtol=1e-9)
+    # The second's join lengthens one of the first request's gaps by ``join`` (to within the
+    # newcomer's own share of a step, which shifts by a step between the two runs); the
+    # other gaps move by microseconds at most.
+    extra = np.asarray(stalled[0].itl) - np.asarray(plain[0].itl)
+    assert np.sum(extra > 1e-4) == 1 and np.max(extra) == pytest.approx(join, abs=2e-4)
+    assert len(stalled[1].token_times) == out
 
 
 def test_first_token_on_decode_keeps_every_token_under_load(profile):

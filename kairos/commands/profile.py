@@ -254,5 +254,11 @@ def _run_from_steps(args: argparse.Namespace) -> int:
         f"steps: prefill {doc['prefill']['coefficients']} "
         f"(MAPE {fe['prefill']['mape_fit']:.1%}), decode {doc['decode']['coefficients']} "
         f"(MAPE {fe['decode']['mape_fit']:.1%})"
+        + (
+            f", and each request joining a decode step adds {doc['decode']['join_seconds']} s "
+            f"to it (median of {fe['decode_join']['n']} admissions)"
+            if "decode_join" in fe
+            else ""
+        )
     )
     return 0

@@ -7,8 +7,14 @@ steps at 1.1 to 1.8 times the probed profile, and the simulator driven by that p
 100% attainment where the real pair reached 72 to 77% (docs/vllm.md). The Kairos vLLM
 scheduler plugins log every step they time (``{"role", "step": [shape], "seconds"}``, shape
 ``[sum tokens, sum of squares]`` for prefill and ``[batch size, KV tokens]`` for decode);
-refitting the step models on those gives the simulator the engine as it ran. The KV
-hand-off and the engine's limits are kept from the base profile.
+refitting the step models on those gives the simulator the engine as it ran. The plugins
+do not time a decode step that admits a request (vLLM's P/D loads its KV and recomputes the
+prompt's last partial block in it), but the gap between the timed steps around it is that
+step: less the decode model's step, per request admitted, its median is the profile's
+``decode.join_seconds`` (``Profile.decode_join``), which the simulator adds to the step a
+request joins at. On runs/vllm-exp-300b it was 88 ms (144 ms with 128-token KV blocks, when
+more of each prompt was recomputed). The KV hand-off and the engine's limits are kept from
+the base profile.
 """
 
 from __future__ import annotations
@@ -28,18 +34,33 @@ from kairos.profiling.build import fit_decode_columns, fit_prefill_columns
 MIN_SAMPLES = 10
 
 
+# A gap longer than this between two timed decode steps is idle time, not a step.
+MAX_JOIN_GAP = 5.0
+
+
 @dataclass(frozen=True, slots=True)
 class StepSamples:
-    """Timed steps by role: rows of (shape[0], shape[1], seconds)."""
+    """Timed steps by role: rows of (shape[0], shape[1], seconds).
+
+    ``joins`` has a row (gap seconds, batch, KV tokens, requests admitted) for each pair of
+    consecutive timed decode steps with admissions between them. The plugins do not time
+    the step that admits (it loads KV and recomputes a prompt tail), but the gap between its
+    neighbours is that step, and the batch after it still holds someone who ran before it
+    (so the gap is not idle time).
+    """
 
     prefill: np.ndarray
     decode: np.ndarray
+    joins: np.ndarray
 
 
 def read_steps(paths: Iterable[Path]) -> StepSamples:
-    """The step records of scheduler logs; other records (decisions) are skipped."""
+    """The step records of scheduler logs, and the decode admissions between them."""
     rows: dict[str, list[tuple[float, float, float]]] = {"prefill": [], "decode": []}
+    joins: list[tuple[float, float, float, float]] = []
     for path in paths:
+        last_end: float | None = None  # when the previous timed decode step of this log ended
+        admitted = 0  # requests the decode policy admitted since
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -49,14 +70,26 @@ def read_steps(paths: Iterable[Path]) -> StepSamples:
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{path}:{n}: not a JSON line ({e.msg})") from None
                 if "step" not in rec:
+                    if rec.get("role") == "decode" and isinstance(rec.get("admit"), list):
+                        admitted += len(rec["admit"])
                     continue
                 role, shape, seconds = rec.get("role"), rec["step"], rec.get("seconds")
                 if role not in rows or not isinstance(shape, list) or len(shape) != 2:
                     raise ValueError(f"{path}:{n}: a step record needs a role and a 2-item shape")
                 if not isinstance(seconds, int | float) or not seconds > 0:
                     raise ValueError(f"{path}:{n}: step seconds must be > 0, got {seconds!r}")
-                rows[role].append((float(shape[0]), float(shape[1]), float(seconds)))
-    return StepSamples(*(np.array(rows[k], dtype=float).reshape(-1, 3) for k in rows))
+                batch, kv = float(shape[0]), float(shape[1])
+                rows[role].append((batch, kv, float(seconds)))
+                end = rec.get("t")
+                if role != "decode" or not isinstance(end, int | float):
+                    continue
+                if last_end is not None and admitted and batch > admitted:
+                    gap = end - seconds - last_end
+                    if 0.0 < gap < MAX_JOIN_GAP:
+                        joins.append((gap, batch, kv, float(admitted)))
+                last_end, admitted = float(end), 0
+    prefill, decode = (np.array(rows[k], dtype=float).reshape(-1, 3) for k in rows)
+    return StepSamples(prefill, decode, np.array(joins, dtype=float).reshape(-1, 4))
 
 
 def refit(base: dict[str, Any], samples: StepSamples, *, source: str) -> dict[str, Any]:
@@ -76,6 +109,21 @@ def refit(base: dict[str, Any], samples: StepSamples, *, source: str) -> dict[st
         doc[role]["coefficients"] = coef
         fit_error[role] = err
         refitted.append(role)
+    if len(samples.joins) >= MIN_SAMPLES:
+        d = doc["decode"]["coefficients"]
+        gap, batch, kv, admitted = samples.joins.T
+        # The admitting step is a decode step of the batch plus the newcomers' KV load.
+        per_join = (gap - (d["d0"] + d["d1"] * batch + d["d2"] * kv)) / admitted
+        join = max(0.0, float(np.median(per_join)))
+        doc["decode"]["join_seconds"] = round(join, 6)
+        fit_error["decode_join"] = {
+            "what": "seconds a decode step took longer per request joining at it (the gap "
+            "between the timed steps around it, less the decode model's step), median",
+            "n": len(per_join),
+            "p10_seconds": round(float(np.percentile(per_join, 10)), 6),
+            "p90_seconds": round(float(np.percentile(per_join, 90)), 6),
+        }
+        refitted.append("decode join")
     if not refitted:
         raise ValueError(
             f"fewer than {MIN_SAMPLES} timed steps for either role ({len(samples.prefill)} "

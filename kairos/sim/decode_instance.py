@@ -52,6 +52,8 @@ class DecodeInstance(DecodeBook):
         self._true_output = true_output
         decode = truth.profile.decode
         self._coef = (decode.d0, decode.d1, decode.d2)
+        self._join_cost = truth.profile.decode_join  # per request joining (Profile)
+        self._joined = 0  # requests that joined at the current boundary
         self._observe = truth.predictor.observe_decode
         self._join_step: dict[int, int] = {}
         self._finish_step: dict[int, int] = {}
@@ -175,6 +177,7 @@ class DecodeInstance(DecodeBook):
                 r.state = RequestState.FINISHED
         self._t0 = now
         self._done = 0
+        self._joined = 0
         if self._ready:
             self._join(now)
         # The policy is consulted only when someone waits or memory is short.
@@ -193,6 +196,7 @@ class DecodeInstance(DecodeBook):
 
     def _join(self, now: float) -> None:
         step = self.step
+        self._joined = len(self._ready)
         for r in self._ready:
             self.join(r)
             self._join_step[r.id] = step
@@ -238,6 +242,11 @@ class DecodeInstance(DecodeBook):
         d0, d1, d2 = self._coef
         raw_first = d0 + d1 * batch + d2 * self.kv_tokens
         raw_inc = d2 * batch
+        if self._joined and self._join_cost:
+            # The step the newcomers join at also loads their KV (Profile.decode_join): it
+            # runs as a run of its own, and the arithmetic series resumes after it.
+            raw_first += self._join_cost * self._joined
+            n = 1 if n > 1 else n
         scale = self._truth.decode_scale()
         self._raw = (raw_first, raw_inc)
         first = self._first = raw_first * scale

@@ -44,12 +44,19 @@ class Profile:
     max_context_tokens: int
     source: dict[str, Any] = field(default_factory=dict)
     fit_error: dict[str, Any] = field(default_factory=dict)
+    # Seconds a decode step takes longer for each request that joins the batch at it. vLLM's
+    # P/D decode instance loads the request's KV and recomputes the prompt's last partial
+    # block inside that step, so every running request waits for it (measured in situ by
+    # ``kairos profile --from-steps``). 0 where joining costs nothing beyond the KV transfer.
+    decode_join: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kv_capacity_tokens <= 0:
             raise ValueError(f"profile {self.name}: kv_capacity_tokens must be positive")
         if self.max_prefill_batch_tokens <= 0 or self.max_decode_batch_size <= 0:
             raise ValueError(f"profile {self.name}: batch limits must be positive")
+        if not self.decode_join >= 0.0:
+            raise ValueError(f"profile {self.name}: decode join_seconds must be >= 0")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Profile:
@@ -74,6 +81,7 @@ class Profile:
                 max_context_tokens=int(d["model_limits"]["max_context_tokens"]),
                 source=d.get("source", {}),
                 fit_error=d.get("fit_error", {}),
+                decode_join=float(d["decode"].get("join_seconds", 0.0)),
             )
         except KeyError as e:
             raise ValueError(f"profile {d.get('name', '?')}: missing field {e}") from None
