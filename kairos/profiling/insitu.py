@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from kairos.core.latency.decode import DecodeModel
 from kairos.profiling.build import fit_decode_columns, fit_prefill_columns
 
 # Fewer samples than this for a role keep the base profile's model for it.
 MIN_SAMPLES = 10
-
-
 # A gap longer than this between two timed decode steps is idle time, not a step.
 MAX_JOIN_GAP = 5.0
 
@@ -110,10 +109,10 @@ def refit(base: dict[str, Any], samples: StepSamples, *, source: str) -> dict[st
         fit_error[role] = err
         refitted.append(role)
     if len(samples.joins) >= MIN_SAMPLES:
-        d = doc["decode"]["coefficients"]
+        decode = DecodeModel(**doc["decode"]["coefficients"])
         gap, batch, kv, admitted = samples.joins.T
         # The admitting step is a decode step of the batch plus the newcomers' KV load.
-        per_join = (gap - (d["d0"] + d["d1"] * batch + d["d2"] * kv)) / admitted
+        per_join = (gap - decode.step_time(batch, kv)) / admitted
         join = max(0.0, float(np.median(per_join)))
         doc["decode"]["join_seconds"] = round(join, 6)
         fit_error["decode_join"] = {

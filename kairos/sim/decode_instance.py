@@ -53,7 +53,6 @@ class DecodeInstance(DecodeBook):
         decode = truth.profile.decode
         self._coef = (decode.d0, decode.d1, decode.d2)
         self._join_cost = truth.profile.decode_join  # per request joining (Profile)
-        self._joined = 0  # requests that joined at the current boundary
         self._observe = truth.predictor.observe_decode
         self._join_step: dict[int, int] = {}
         self._finish_step: dict[int, int] = {}
@@ -177,15 +176,15 @@ class DecodeInstance(DecodeBook):
                 r.state = RequestState.FINISHED
         self._t0 = now
         self._done = 0
-        self._joined = 0
-        if self._ready:
+        joined = len(self._ready)
+        if joined:
             self._join(now)
         # The policy is consulted only when someone waits or memory is short.
         self._wake_at = None
         if self._waiting.count or self.kv_capacity_tokens - self.reserved < len(running):
             self._apply_policy(now)
         if running:
-            self._start_run()
+            self._start_run(joined)
 
     def _leave(self, r: Request, until_step: int) -> None:
         # Output tokens are counted in closed form: they catch up when the request leaves.
@@ -196,7 +195,6 @@ class DecodeInstance(DecodeBook):
 
     def _join(self, now: float) -> None:
         step = self.step
-        self._joined = len(self._ready)
         for r in self._ready:
             self.join(r)
             self._join_step[r.id] = step
@@ -230,7 +228,8 @@ class DecodeInstance(DecodeBook):
                 f"{self.kv_free_tokens} free KV tokens for a batch of {len(self._running)}"
             )
 
-    def _start_run(self) -> None:
+    def _start_run(self, joined: int) -> None:
+        """Start the next run of steps; ``joined`` requests joined the batch at this boundary."""
         batch = len(self._running)
         heap = self._finish_heap
         finish_step = self._finish_step
@@ -242,10 +241,10 @@ class DecodeInstance(DecodeBook):
         d0, d1, d2 = self._coef
         raw_first = d0 + d1 * batch + d2 * self.kv_tokens
         raw_inc = d2 * batch
-        if self._joined and self._join_cost:
+        if joined and self._join_cost:
             # The step the newcomers join at also loads their KV (Profile.decode_join): it
             # runs as a run of its own, and the arithmetic series resumes after it.
-            raw_first += self._join_cost * self._joined
+            raw_first += self._join_cost * joined
             n = 1 if n > 1 else n
         scale = self._truth.decode_scale()
         self._raw = (raw_first, raw_inc)
