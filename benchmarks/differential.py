@@ -214,7 +214,7 @@ class Outcome:
 
     @property
     def ttft_diff(self) -> float:
-        return abs(self.median_ttft_serve / self.median_ttft_sim - 1)
+        return _relative_diff(self.median_ttft_serve, self.median_ttft_sim)
 
     @property
     def joint_diff(self) -> float:
@@ -237,7 +237,7 @@ class Outcome:
             f"serve {1e3 * self.median_ttft_serve:.2f} ms (diff {100 * self.ttft_diff:.1f}%)\n"
             f"median TTFT from the proxy's prefill queue (no HTTP edge): sim "
             f"{1e3 * self.queued_ttft_sim:.2f} ms, serve {1e3 * self.queued_ttft_serve:.2f} ms "
-            f"(diff {100 * abs(self.queued_ttft_serve / self.queued_ttft_sim - 1):.1f}%)\n"
+            f"(diff {100 * _relative_diff(self.queued_ttft_serve, self.queued_ttft_sim):.1f}%)\n"
             f"serve statuses: {self.statuses}\n"
             f"for reference, the sim on the scheduled arrivals: {self.reference}\n"
             f"other processes used {self.foreign_load:.2f} cores meanwhile"
@@ -450,6 +450,10 @@ def compare(
         reference=reference,
         foreign_load=foreign,
     )
+
+
+def _relative_diff(serve: float, sim: float) -> float:
+    return abs(serve / sim - 1)
 
 
 def _median_ttft(records: list[RequestRecord]) -> float:
