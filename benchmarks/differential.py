@@ -19,7 +19,6 @@ simulator on the trace's scheduled arrivals is printed too, for reference.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -36,6 +35,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from kairos import eventloop
 from kairos.bench.replay import Replay, ReplayConfig
 from kairos.bench.run import run_bench
 from kairos.core.decode_state import placement_inputs
@@ -381,7 +381,7 @@ def run_serve(
     )
     load = ForeignLoad(proc.pid)
     try:
-        result = asyncio.run(
+        result = eventloop.run(
             run_bench(url, trace, ReplayConfig(slo=slo, seed=0), clock=MonotonicClock())
         )
     finally:

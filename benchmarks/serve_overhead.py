@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from kairos import eventloop
+
 
 def start_server(log: Path, args: list[str]) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "kairos.cli", "serve", "--port", "0", "--request-log", str(log)]
@@ -143,7 +145,7 @@ def main() -> int:
         proc, url = start_server(log, args.serve_args)
         try:
             cpu0, client0 = cpu_seconds(proc.pid), time.process_time()
-            client, wall = asyncio.run(
+            client, wall = eventloop.run(
                 run_load(url, args.requests, args.output_tokens, args.prompt_words)
             )
             proxy_cpu = cpu_seconds(proc.pid) - cpu0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from kairos import eventloop
 from kairos.bench import BenchResult, ReplayConfig, run_bench
 from kairos.bench.checks import warnings
 from kairos.bench.client import ENDPOINTS
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     _raise_open_file_limit()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     with tqdm(total=len(trace), desc="bench", unit="req", disable=args.quiet) as bar:
-        result = asyncio.run(
+        result = eventloop.run(
             run_bench(
                 args.url,
                 trace,

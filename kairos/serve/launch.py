@@ -17,6 +17,7 @@ from types import FrameType
 
 import uvicorn
 
+from kairos import eventloop
 from kairos.serve.api.app import create_app
 from kairos.serve.config import ServeConfig
 from kairos.serve.runtime import Runtime
@@ -90,7 +91,7 @@ def serve(config: ServeConfig) -> int:
     )
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        eventloop.run(server.serve(sockets=[sock]))
         if not server.started:
             print("kairos serve: error: start-up failed (see above)", file=sys.stderr)
             return 1

@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from typing import cast
 
 from kairos.serve.messages import FrameReader, Message, WorkerReady, frame
 
@@ -97,9 +98,10 @@ class _WorkerConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._owner._accepted.append(transport)
+        # A stream server's transport; uvloop's is not an asyncio.Transport subclass, so no
+        # isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
+        self._owner._accepted.append(self._transport)
 
     def data_received(self, data: bytes) -> None:
         owner = self._owner

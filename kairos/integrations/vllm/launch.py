@@ -6,7 +6,6 @@ cores go too).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -18,6 +17,7 @@ from typing import IO
 
 import uvicorn
 
+from kairos import eventloop
 from kairos.core.slo import SLO
 from kairos.integrations.vllm.instances import (
     Cluster,
@@ -123,7 +123,7 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
         server = uvicorn.Server(
             uvicorn.Config(create_proxy_app(state), log_level="warning", access_log=False)
         )
-        asyncio.run(server.serve(sockets=[sock]))
+        eventloop.run(server.serve(sockets=[sock]))
         return 0
     except KeyboardInterrupt:
         return 130
