@@ -135,15 +135,20 @@ def test_from_steps_names_a_broken_line_and_too_few_steps(tmp_path, capsys) -> N
 def test_from_steps_measures_the_stall_of_a_decode_step_that_admits(tmp_path) -> None:
     # The plugins do not time the step that admits (KV load, prompt tail); the gap between
     # the timed steps around it is that step: a decode step plus the join cost per newcomer.
-    join, rng, t = 0.12, np.random.default_rng(1), 100.0
-    lines = []
+    # The stalls are skewed (one admitting step in four stalls 10x longer), and the fit is
+    # their total over the requests admitted: the running requests' TPOT carries the sum.
+    rng, t = np.random.default_rng(1), 100.0
+    lines, stalls, counted = [], 0.0, 0
     for i in range(60):
         b, k = int(rng.integers(3, 16)), int(rng.integers(64, 2048))
         step = D[0] + D[1] * b + D[2] * k
         admitted = 1 + i % 2 if i % 3 == 0 else 0
         if admitted:  # a decision, then the untimed admitting step
+            join = 0.6 if i % 4 == 0 else 0.06
             lines.append({"t": t, "role": "decode", "admit": ["x"] * admitted})
             t += step + join * admitted
+            if i:  # the first admission comes before any timed step: no gap to read
+                stalls, counted = stalls + join * admitted, counted + admitted
         t += step
         lines.append({"t": t, "role": "decode", "step": [b, k], "seconds": step})
     lines.append({"t": t + 9.0, "role": "decode", "admit": ["y"]})  # idle: not a sample
@@ -154,6 +159,8 @@ def test_from_steps_measures_the_stall_of_a_decode_step_that_admits(tmp_path) ->
     argv = ["profile", "--from-steps", str(log), "--base", "smollm2-135m-cpu-pd"]
     assert main([*argv, "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["decode"]["join_seconds"] == pytest.approx(join, rel=1e-3)
+    mean = stalls / counted
+    assert doc["decode"]["join_seconds"] == pytest.approx(mean, rel=1e-3)
+    assert doc["fit_error"]["decode_join"]["median_seconds"] == pytest.approx(0.06, rel=1e-3)
     assert doc["fit_error"]["decode_join"]["n"] == 19  # 20 admissions, the first before any step
-    assert load_profile(str(out)).decode_join == pytest.approx(join, rel=1e-3)
+    assert load_profile(str(out)).decode_join == pytest.approx(mean, rel=1e-3)

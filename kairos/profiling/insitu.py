@@ -10,11 +10,11 @@ scheduler plugins log every step they time (``{"role", "step": [shape], "seconds
 refitting the step models on those gives the simulator the engine as it ran. The plugins
 do not time a decode step that admits a request (vLLM's P/D loads its KV and recomputes the
 prompt's last partial block in it), but the gap between the timed steps around it is that
-step: less the decode model's step, per request admitted, its median is the profile's
-``decode.join_seconds`` (``Profile.decode_join``), which the simulator adds to the step a
-request joins at. On runs/vllm-exp-300b it was 88 ms (144 ms with 128-token KV blocks, when
-more of each prompt was recomputed). The KV hand-off and the engine's limits are kept from
-the base profile.
+step: less the decode model's step, summed and divided by the requests admitted, it is the
+profile's ``decode.join_seconds`` (``Profile.decode_join``), which the simulator adds to the
+step a request joins at. On runs/vllm-exp-300b it was 125 ms (219 ms with 128-token KV
+blocks, when more of each prompt was recomputed). The KV hand-off and the engine's limits are
+kept from the base profile.
 """
 
 from __future__ import annotations
@@ -112,13 +112,19 @@ def refit(base: dict[str, Any], samples: StepSamples, *, source: str) -> dict[st
         decode = DecodeModel(**doc["decode"]["coefficients"])
         gap, batch, kv, admitted = samples.joins.T
         # The admitting step is a decode step of the batch plus the newcomers' KV load.
-        per_join = (gap - decode.step_time(batch, kv)) / admitted
-        join = max(0.0, float(np.median(per_join)))
+        stall = gap - decode.step_time(batch, kv)
+        # The mean stall per request admitted (total over total), not the median: every
+        # running request waits through each stall, so its TPOT carries their sum, and the
+        # stalls are right-skewed (runs/vllm-exp-300b: median 88 ms, mean 125 ms).
+        join = max(0.0, float(stall.sum() / admitted.sum()))
+        per_join = stall / admitted
         doc["decode"]["join_seconds"] = round(join, 6)
         fit_error["decode_join"] = {
             "what": "seconds a decode step took longer per request joining at it (the gap "
-            "between the timed steps around it, less the decode model's step), median",
+            "between the timed steps around it, less the decode model's step): total stall "
+            "over requests admitted",
             "n": len(per_join),
+            "median_seconds": round(float(np.median(per_join)), 6),
             "p10_seconds": round(float(np.percentile(per_join, 10)), 6),
             "p90_seconds": round(float(np.percentile(per_join, 90)), 6),
         }
