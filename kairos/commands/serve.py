@@ -113,7 +113,11 @@ def add_parser(sub: Any) -> None:
         "D on core 1)",
     )
     v.add_argument(
-        "--sched-log-dir", type=Path, metavar="DIR", help="Kairos plugins log each step here"
+        "--sched-log-dir",
+        type=Path,
+        metavar="DIR",
+        help="log each step the engines run here (for kairos profile --from-steps); a role "
+        "on vLLM's own scheduling keeps it and is only timed",
     )
     v.add_argument("--vllm-log-dir", type=Path, metavar="DIR", help="keep the instances' logs")
     v.add_argument(

