@@ -3,10 +3,9 @@ simulator against reality on the same slice.
 
     .venv-vllm/bin/python benchmarks/vllm_experiment.py --out runs/vllm-exp
 
-For each policy pair (``vllm/vllm`` is vLLM's default scheduler; its steps are only timed) it
-starts
-``kairos serve --engine vllm``, replays the trace slice with ``kairos bench``, and stops the
-server. On the first pair it also replays the slice with vLLM's own client
+For each policy pair (``vllm/vllm`` is vLLM's default scheduler; its steps are only timed)
+it starts ``kairos serve --engine vllm``, replays the trace slice with ``kairos bench``, and
+stops the server. On the first pair it also replays the slice with vLLM's own client
 (``vllm.benchmarks.serve``, ``--dataset-name timed_trace``, same timestamps and lengths,
 ``--goodput`` at the same SLOs) as a cross-check of the measurement. Then ``kairos sim`` runs
 the same slice with the profile given (measured by ``kairos profile`` on this engine), and
@@ -138,10 +137,15 @@ def run_sim(args: argparse.Namespace, pair: str, out: Path, profile: str) -> dic
     return json.loads((out / "summary.json").read_text())
 
 
+def run_dir(args: argparse.Namespace, pair: str) -> Path:
+    """Where a pair's run and its simulations go: ``OUT/<prefill>-<decode>``."""
+    return args.out / pair.replace("/", "-")
+
+
 def fit_in_situ(args: argparse.Namespace, pair: str) -> Path | None:
     """The profile refitted on the steps a pair's run timed (the engine under load: ``kairos
     profile --from-steps``), or None if its run logged none."""
-    run = args.out / pair.replace("/", "-")
+    run = run_dir(args, pair)
     logs = sorted(run.glob("sched/*.jsonl"))
     if not logs:
         return None
@@ -173,7 +177,7 @@ def main() -> int:
     args = p.parse_args()
     rows: list[tuple[str, str, dict[str, Any]]] = []
     for k, pair in enumerate(args.pairs.split(",")):
-        out = args.out / pair.replace("/", "-")
+        out = run_dir(args, pair)
         out.mkdir(parents=True, exist_ok=True)
         proc, url = start_server(args, pair, out / "serve.log")
         try:
@@ -187,14 +191,14 @@ def main() -> int:
     pairs = args.pairs.split(",")
     fits = {pair: fit_in_situ(args, pair) for pair in pairs}
     for pair in pairs:
-        run = args.out / pair.replace("/", "-")
+        run = run_dir(args, pair)
         own = fits[pair]
         if own is not None:
             rows.append((pair, "sim in-situ", run_sim(args, pair, run / "sim-insitu", str(own))))
         for other in pairs:
             fit = fits[other]
             if other != pair and fit is not None:
-                out = run / f"sim-fit-{other.replace('/', '-')}"
+                out = run / f"sim-fit-{run_dir(args, other).name}"
                 rows.append((pair, "sim cross-fit", run_sim(args, pair, out, str(fit))))
     print(f"\n{args.trace}, {args.num_requests} requests, rate x{args.rate_scale}, lengths "
           f"x{args.length_scale}, SLO TTFT {args.ttft_slo} s / TPOT {args.tpot_slo} s")  # fmt: skip

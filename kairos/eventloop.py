@@ -1,8 +1,8 @@
 """One event-loop runner for every asyncio entry point (the proxies, the bench).
 
-uvloop (libuv) where installed: the proxy's per-token path is event-loop bound (a zmq read,
-a queue hand-off, an SSE write per token), and uvloop cuts its fixed cost. The standard loop
-otherwise (uvloop has no Windows build).
+uvloop (libuv) where installed: the proxy's per-token path is event-loop bound (a worker
+socket read, waking the response, an SSE write per token), and uvloop cuts its fixed cost.
+The standard loop otherwise (uvloop has no Windows build).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class _KairosBase(AsyncScheduler):  # type: ignore[misc]
         self._kairos_inflight[id(output)] = (time.time(), raw, shape)
 
 
-class _PrefillTiming(_KairosBase):  # type: ignore[misc]
+class _PrefillTiming(_KairosBase):
     """The prefill role's step timing (and online correction), with or without a policy."""
 
     role = "prefill"
@@ -211,7 +211,7 @@ class KairosPrefillScheduler(_PrefillTiming):
             queue.extend(hidden)
 
 
-class _DecodeTiming(_KairosBase):  # type: ignore[misc]
+class _DecodeTiming(_KairosBase):
     """The decode role's step timing (and online correction), with or without a policy."""
 
     role = "decode"
