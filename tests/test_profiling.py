@@ -164,3 +164,29 @@ def test_from_steps_measures_the_stall_of_a_decode_step_that_admits(tmp_path) ->
     assert doc["fit_error"]["decode_join"]["median_seconds"] == pytest.approx(0.06, rel=1e-3)
     assert doc["fit_error"]["decode_join"]["n"] == 19  # 20 admissions, the first before any step
     assert load_profile(str(out)).decode_join == pytest.approx(mean, rel=1e-3)
+
+
+def test_from_steps_fits_the_total_time_of_skewed_steps(tmp_path) -> None:
+    # Under load one prefill step in five runs 1.8x long (beside the other engine's). A queue
+    # adds the steps up, so the refit must give back their total: a relative-error fit
+    # weights every step alike and comes out short (about 10% here).
+    rng = np.random.default_rng(2)
+    lines, measured, shapes = [], [], []
+    for i in range(200):
+        s = int(rng.integers(16, 1024))
+        seconds = (C[0] + C[1] * s) * (1.8 if i % 5 == 0 else 1.0)
+        lines.append({"role": "prefill", "step": [s, s * s], "seconds": seconds})
+        measured.append(seconds)
+        shapes.append(s)
+    log, out = tmp_path / "prefill0.jsonl", tmp_path / "insitu.json"
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    argv = ["profile", "--from-steps", str(log), "--base", "smollm2-135m-cpu-pd"]
+    assert main([*argv, "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    prefill = load_profile(str(out)).prefill
+    modelled = sum(prefill.time(s, s * s) for s in shapes)
+    assert modelled == pytest.approx(sum(measured), rel=0.02)
+    err = doc["fit_error"]["prefill"]
+    assert err["total_ratio"] == pytest.approx(1.0, abs=0.02)
+    # The spread the simulator's --noise takes: log(1.8) on a fifth of the steps.
+    assert 0.15 < err["log_sd"] < 0.35

@@ -252,11 +252,12 @@ def _run_from_steps(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out} from {len(samples.prefill)} prefill and {len(samples.decode)} decode "
         f"steps: prefill {doc['prefill']['coefficients']} "
-        f"(MAPE {fe['prefill']['mape_fit']:.1%}), decode {doc['decode']['coefficients']} "
-        f"(MAPE {fe['decode']['mape_fit']:.1%})"
+        f"(MAPE {fe['prefill']['mape_fit']:.1%}, log-sd {fe['prefill'].get('log_sd', '-')}), "
+        f"decode {doc['decode']['coefficients']} "
+        f"(MAPE {fe['decode']['mape_fit']:.1%}, log-sd {fe['decode'].get('log_sd', '-')})"
         + (
             f", and each request joining a decode step adds {doc['decode']['join_seconds']} s "
-            f"to it (median of {fe['decode_join']['n']} admissions)"
+            f"to it (mean over {fe['decode_join']['n']} admitting steps)"
             if "decode_join" in fe
             else ""
         )

@@ -39,11 +39,36 @@ def nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def fit_relative(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """Minimise sum(((x @ c - t) / t)^2) over c >= 0 on ~80% of rows; report both MAPEs."""
+    return _fit(x, t, relative=True)
+
+
+def fit_absolute(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Minimise sum((x @ c - t)^2) over c >= 0 on every row; the holdout MAPE is that of the
+    same fit on ~80% of the rows, scored on the rest.
+
+    With a free constant column the residuals sum to zero, so the model's total time over the
+    rows is the measured total: what a queue or a TPOT integrates (hence every row, not 80%).
+    The relative fit weights every row alike and, on right-skewed times, comes out short.
+    """
+    coef, err = _fit(x, t, relative=False)
+    coef = nnls(x, t)
+    ape = np.abs(x @ coef - t) / t
+    err.update(
+        mape_fit=round(float(ape.mean()), 4),
+        max_ape_fit=round(float(ape.max()), 4),
+        n_fit=len(t),
+        objective="least squares on absolute error, coefficients >= 0, on every row",
+    )
+    return coef, err
+
+
+def _fit(x: np.ndarray, t: np.ndarray, *, relative: bool) -> tuple[np.ndarray, dict[str, Any]]:
     order = np.random.default_rng(SEED).permutation(len(t))
     n_hold = round(HOLDOUT_FRACTION * len(t))
     hold, fit = np.sort(order[:n_hold]), np.sort(order[n_hold:])
     # Dividing each row by its target turns absolute into relative residuals.
-    coef = nnls(x[fit] / t[fit, None], np.ones(len(fit)))
+    a, y = (x[fit] / t[fit, None], np.ones(len(fit))) if relative else (x[fit], t[fit])
+    coef = nnls(a, y)
     ape = np.abs(x @ coef - t) / t
     return coef, {
         "mape_fit": round(float(ape[fit].mean()), 4),

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from kairos.core.latency.profile import ModelSpec, Profile
-from kairos.profiles.regress import fit_relative
+from kairos.profiles.regress import fit_absolute, fit_relative
 from kairos.profiling.measure import DecodePoint, HandoffPoint, PrefillPoint
 
 SIG_DIGITS = 6
@@ -49,10 +49,17 @@ def fit_prefill(points: Sequence[PrefillPoint]) -> tuple[dict[str, float], dict[
 
 
 def fit_prefill_columns(
-    sum_tokens: np.ndarray, sum_sq_tokens: np.ndarray, seconds: np.ndarray
+    sum_tokens: np.ndarray,
+    sum_sq_tokens: np.ndarray,
+    seconds: np.ndarray,
+    *,
+    absolute: bool = False,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """``t_P(s, s2) = c0 + c1 * s + c2 * s2`` on batches given as columns."""
-    return _fit_linear(("c0", "c1", "c2"), sum_tokens, sum_sq_tokens, seconds, positive=False)
+    """``t_P(s, s2) = c0 + c1 * s + c2 * s2`` on batches given as columns (relative error, or
+    with ``absolute`` absolute error: see :func:`kairos.profiles.regress.fit_absolute`)."""
+    return _fit_linear(
+        ("c0", "c1", "c2"), sum_tokens, sum_sq_tokens, seconds, positive=False, absolute=absolute
+    )
 
 
 def fit_decode(points: Sequence[DecodePoint]) -> tuple[dict[str, float], dict[str, Any]]:
@@ -64,11 +71,13 @@ def fit_decode(points: Sequence[DecodePoint]) -> tuple[dict[str, float], dict[st
 
 
 def fit_decode_columns(
-    batch_size: np.ndarray, kv_tokens: np.ndarray, seconds: np.ndarray
+    batch_size: np.ndarray, kv_tokens: np.ndarray, seconds: np.ndarray, *, absolute: bool = False
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """``t_D(B, K) = d0 + d1 * B + d2 * K`` on steps given as columns."""
+    """``t_D(B, K) = d0 + d1 * B + d2 * K`` on steps given as columns (error as for prefill)."""
     # The decode model requires d0 > 0 (an empty step still costs something).
-    return _fit_linear(("d0", "d1", "d2"), batch_size, kv_tokens, seconds, positive=True)
+    return _fit_linear(
+        ("d0", "d1", "d2"), batch_size, kv_tokens, seconds, positive=True, absolute=absolute
+    )
 
 
 def _fit_linear(
@@ -78,10 +87,12 @@ def _fit_linear(
     seconds: np.ndarray,
     *,
     positive: bool,
+    absolute: bool,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """``seconds ~ a + b * u + c * v`` (coefficients >= 0, relative error), named ``names``;
-    with ``positive`` a zero constant is raised to a thousandth of the fastest step."""
-    coef, err = fit_relative(np.column_stack([np.ones(len(seconds)), u, v]), seconds)
+    """``seconds ~ a + b * u + c * v`` (coefficients >= 0), named ``names``; with ``positive``
+    a zero constant is raised to a thousandth of the fastest step."""
+    fit = fit_absolute if absolute else fit_relative
+    coef, err = fit(np.column_stack([np.ones(len(seconds)), u, v]), seconds)
     if positive and coef[0] <= 0:
         coef[0] = float(seconds.min()) * 1e-3
     return {name: _sig(c) for name, c in zip(names, coef, strict=True)}, err
