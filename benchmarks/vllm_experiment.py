@@ -136,9 +136,12 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
 def run_sim(
     args: argparse.Namespace, pair: str, out: Path, profile: str, *, noise: float = 0.0, seed: int
 ) -> dict[str, Any]:
+    """``kairos sim`` of a pair on the slice, the truth's steps from ``profile``. The policies
+    predict with ``--profile`` (what the real run's plugins were given), online-corrected."""
     prefill, decode = (SIM_POLICY.get(p, p) for p in pair.split("/"))
     cmd = [sys.executable, "-m", "kairos.cli", "sim", *slice_args(args),
-           "--profile", profile, "--prefill-policy", prefill, "--decode-policy", decode,
+           "--profile", profile, "--policy-profile", args.profile,
+           "--prefill-policy", prefill, "--decode-policy", decode,
            "--first-token", "decode",  # vLLM's P/D: the decode instance emits every token
            "--noise", str(noise), "--out", str(out), "--seed", str(seed), "--quiet"]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)

@@ -269,6 +269,30 @@ def test_predictor_kinds_oracle_exact_uncorrected_biased(profile):
     assert abs(mape["uncorrected"]["prefill"] - (1 - 1 / 1.3)) < 1e-6
 
 
+def test_policies_can_predict_with_another_profile_than_the_truth(profile):
+    # The truth is the profile; the policies predict with a probed one whose prefill is
+    # half as slow. The first batch is predicted with the policy profile (no correction yet)
+    # and takes the truth's time; the uncorrected predictor stays off by the factor.
+    c = profile.prefill
+    probed = dataclasses.replace(
+        profile, prefill=dataclasses.replace(c, c0=c.c0 / 2, c1=c.c1 / 2, c2=c.c2 / 2)
+    )
+    requests, true_out = build_requests(np.array([0.0]), np.array([1_000]), np.array([5]), SLO_)
+    rec = simulate(requests, true_out, profile, ClusterConfig(), policy_profile=probed).records[0]
+    assert rec.predicted_prefill == pytest.approx(probed.prefill.time_one(1_000))
+    assert rec.ttft == pytest.approx(profile.prefill.time_one(1_000))
+    arrivals, inputs, outputs = workload(1, 100, 5.0, 2_000, 20)
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    res = simulate(
+        requests, true_out, profile, ClusterConfig(), predictor="uncorrected", policy_profile=probed
+    )
+    assert res.predictor_mape["prefill"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="oracle predicts with the truth"):
+        simulate(
+            requests, true_out, profile, ClusterConfig(), predictor="oracle", policy_profile=probed
+        )
+
+
 def test_unknown_predictor_is_named(profile):
     import pytest
 

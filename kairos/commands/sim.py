@@ -120,6 +120,13 @@ def add_parser(sub: Any) -> None:
         "(default), the same uncorrected, or an oracle that knows the true latency model",
     )
     s.add_argument(
+        "--policy-profile",
+        metavar="NAME|FILE",
+        help="the profile the policies predict with, when it is not the true one (--profile): "
+        "e.g. a profile probed on a quiet engine, --profile refitted on the engine under load "
+        "(default: --profile)",
+    )
+    s.add_argument(
         "--compare", metavar="P/D,P/D", help="run several prefill/decode policy pairs side by side"
     )
     o = p.add_argument_group("output")
@@ -160,6 +167,7 @@ def policy_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
 def run(args: argparse.Namespace) -> int:
     slo = SLO(args.ttft_slo, args.tpot_slo)
     profile = load_profile(args.profile)
+    policy_profile = load_profile(args.policy_profile) if args.policy_profile else None
     config = ClusterConfig(
         prefill_instances=args.prefill_instances,
         decode_instances=args.decode_instances,
@@ -188,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 prefill_policy=prefill,
                 decode_policy=decode,
                 predictor=args.predictor,
+                policy_profile=policy_profile,
                 progress=bar.update,
             )
         summary = summarize(
@@ -219,6 +228,7 @@ def _run_info(
         "prefill_policy": prefill,
         "decode_policy": decode,
         "predictor": args.predictor,
+        "policy_profile": args.policy_profile,
         "prefill_chunk_tokens": args.prefill_chunk,
         "prefill_instances": args.prefill_instances,
         "decode_instances": args.decode_instances,

@@ -38,20 +38,26 @@ def simulate(
     decode_policy: str = "fcfs",
     policy_options: dict[str, dict[str, object]] | None = None,
     predictor: str = "fitted",
+    policy_profile: Profile | None = None,
     progress: Callable[[int], None] | None = None,
     on_event: Callable[[float, Cluster], None] | None = None,
     on_place: Callable[[Request, Sequence[DecodeView], int], None] | None = None,
 ) -> SimResult:
     """Simulate ``requests`` (sorted by arrival, ids 0..n-1) on a P/D cluster.
 
-    ``predictor`` is one of :data:`kairos.sim.predictors.PREDICTORS`. ``on_place(request,
-    views, index)`` is called after every decode placement, with the views the policy read.
+    ``predictor`` is one of :data:`kairos.sim.predictors.PREDICTORS`. ``policy_profile`` is
+    the profile the policies predict with when it is not the truth (``profile``): a deployed
+    scheduler starts from a profile probed on a quiet engine, and the engine under load runs
+    otherwise. ``on_place(request, views, index)`` is called after every decode placement,
+    with the views the policy read.
     """
+    if policy_profile is not None and predictor == "oracle":
+        raise ValueError("the oracle predicts with the truth: it takes no policy profile")
     for i, r in enumerate(requests):
         if r.id != i:
             raise ValueError(f"request ids must be 0..n-1 in order; position {i} has id {r.id}")
     options = policy_options or {}
-    model = build_predictor(predictor, profile, config)
+    model = build_predictor(predictor, policy_profile or profile, config)
     cluster = Cluster(
         profile,
         config,
