@@ -49,15 +49,20 @@ def fit_absolute(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, dict[str, An
     With a free constant column the residuals sum to zero, so the model's total time over the
     rows is the measured total: what a queue or a TPOT integrates (hence every row, not 80%).
     The relative fit weights every row alike and, on right-skewed times, comes out short.
+    Also reported: ``total_ratio`` (measured over modelled total) and ``log_sd``, the spread
+    of the rows around the model (the sigma of ``kairos sim --noise``).
     """
-    coef, err = _fit(x, t, relative=False)
+    _, err = _fit(x, t, relative=False)  # for the holdout figures only
     coef = nnls(x, t)
-    ape = np.abs(x @ coef - t) / t
+    modelled = x @ coef
+    ape = np.abs(modelled - t) / t
     err.update(
         mape_fit=round(float(ape.mean()), 4),
         max_ape_fit=round(float(ape.max()), 4),
         n_fit=len(t),
         objective="least squares on absolute error, coefficients >= 0, on every row",
+        total_ratio=round(float(t.sum() / modelled.sum()), 4),
+        log_sd=round(float(np.log(t / modelled).std()), 4),
     )
     return coef, err
 
@@ -77,5 +82,6 @@ def _fit(x: np.ndarray, t: np.ndarray, *, relative: bool) -> tuple[np.ndarray, d
         "n_holdout": len(hold),
         "max_ape_fit": round(float(ape[fit].max()), 4),
         "max_ape_holdout": round(float(ape[hold].max()), 4),
-        "objective": "least squares on relative error, coefficients >= 0",
+        "objective": f"least squares on {'relative' if relative else 'absolute'} error, "
+        "coefficients >= 0",
     }

@@ -112,16 +112,11 @@ def refit(base: dict[str, Any], samples: StepSamples, *, source: str) -> dict[st
         if len(rows) < MIN_SAMPLES:
             continue
         # Absolute error: queues and TPOTs add step times up, and the relative fit's total
-        # fell 8% short of the measured one on runs/vllm-exp-300e's prefill steps.
+        # fell 8% short of the measured one on runs/vllm-exp-300e's prefill steps. The fit
+        # reports the steps' spread around the model too (log_sd, for kairos sim --noise).
         coef, err = fit(rows[:, 0], rows[:, 1], rows[:, 2], absolute=True)
         err["what"] = f"{what} as the engine ran them under load (kairos profile --from-steps)"
         err["median_seconds"] = round(float(np.median(rows[:, 2])), 6)
-        a, b, c = coef.values()
-        modelled = a + b * rows[:, 0] + c * rows[:, 1]
-        err["total_ratio"] = round(float(rows[:, 2].sum() / modelled.sum()), 4)
-        ratio = rows[:, 2] / modelled
-        # The steps' spread around the model, as the sigma of kairos sim --noise.
-        err["log_sd"] = round(float(np.log(ratio).std()), 4)
         doc[role]["coefficients"] = coef
         fit_error[role] = err
         refitted.append(role)
