@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from kairos.core.decode_state import DecodeBook
 from kairos.core.latency.predictor import Predictor
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.request import Request
@@ -61,8 +62,19 @@ def main() -> None:
 
     running = [decode_request(1000 + i) for i in range(256)]
     waiting = [decode_request(1256 + i) for i in range(1000)]
-    dview = StaticDecodeView(waiting, running, kv_capacity_tokens=10**7)
-    step_d = pred.decode_step_time(256, dview.kv_tokens)
+
+    def book(n_running: int) -> DecodeBook:
+        """An instance as the simulator and the server keep one (the queue keeps columns)."""
+        b = DecodeBook(0, kv_capacity_tokens=10**7, max_batch_size=512)
+        for r in running[:n_running]:
+            b.enqueue(r)
+            b.admit(r)
+            b.join(r)
+        for r in waiting:
+            b.enqueue(r)
+        return b
+
+    dview = book(256)
 
     print(f"profile {profile.name}; prefill: 1,000 queued; decode: 256 running, 1,000 waiting")
     for name in PREFILL_POLICIES.names():
@@ -73,16 +85,27 @@ def main() -> None:
             f"({100 * t / step_p:.2f}% of a {step_p * 1e3:.0f} ms batch)"
         )
     # 256 long-context requests spend the TPOT step budget, so Kairos only looks for a
-    # reservation; 32 leave room, so it sorts the waiting queue and admits (the other path).
-    small = StaticDecodeView(waiting, running[:32], kv_capacity_tokens=10**7)
-    step_small = pred.decode_step_time(32, small.kv_tokens)
-    for view, step, label in ((dview, step_d, "256"), (small, step_small, " 32")):
+    # reservation; 32 leave room for a burst of admissions (the other path).
+    # Between them, the steady state of a loaded instance: room for a few more. The most
+    # running requests with room for at least one (admissions fall as the batch grows).
+    kairos = DECODE_POLICIES.create("kairos", predictor=pred)
+    lo, hi = 32, 256
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if kairos.schedule(book(mid), now).admit else (lo, mid)
+    small = book(32)
+    # The 32-running instance over plain lists (vLLM's scheduler plugin): the policy builds
+    # the queue's columns itself at each decision.
+    listed = StaticDecodeView(waiting, running[:32], kv_capacity_tokens=10**7)
+    cases = [(dview, "256 running"), (book(lo), f"{lo} running"), (small, "32 running")]
+    for view, label in [*cases, (listed, "32 running, lists")]:
+        step = pred.decode_step_time(len(view.running), view.kv_tokens)
         for name in DECODE_POLICIES.names():
             policy = DECODE_POLICIES.create(name, predictor=pred)
             t = per_call(lambda p=policy, v=view: p.schedule(v, now), args.repeat, args.rounds)
             admitted = len(policy.schedule(view, now).admit)
             print(
-                f"decode  {name:13s} {label} running: {t * 1e6:8.1f} us per decision "
+                f"decode  {name:13s} {label:18s} {t * 1e6:8.1f} us per decision "
                 f"({100 * t / step:.2f}% of a {step * 1e3:.1f} ms step; admits {admitted})"
             )
 

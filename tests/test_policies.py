@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kairos.core.decode_state import DecodeBook
 from kairos.core.latency.predictor import Predictor
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.policies.moore_hodgson import moore_hodgson
@@ -302,3 +303,130 @@ def test_static_cap_is_largest_batch_meeting_tpot():
     budget = 0.95 * 0.03
     assert pred.decode_step_time(cap, cap * 2_000) <= budget
     assert pred.decode_step_time(cap + 1, (cap + 1) * 2_000) > budget
+
+
+def reference_decode_admission(policy, view: StaticDecodeView, now: float) -> list[Request]:
+    """Kairos decode's admission rules (module docstring, rules 2-6) one request at a time,
+    as plain loops: the oracle for the vectorised implementation. No preemption here."""
+    pred, keep = policy.predictor, 1.0 - policy.margin
+    step = pred.decode_step_time
+    batch, kv = len(view.running) + view.transferring, view.kv_tokens
+    free = view.kv_free_tokens
+    tau_min = min((r.tpot_slo for r in view.running), default=None)
+    spent = bool(batch) and tau_min is not None and step(batch + 1, kv + 1) > keep * tau_min
+    queue = list(view.waiting)
+
+    def waited(r: Request) -> float:
+        return (now - r.decode_anchor) / r.tpot_slo
+
+    over = [r for r in queue if waited(r) > policy.reserve_after]
+    reserved = [max(over, key=waited)] if over else []  # max keeps the first of equals
+    guard = policy.ttft_guard_steps * step(max(batch, 1), max(kv, 1))
+    due = []
+    for r in queue:
+        if r.output_tokens == 0:
+            first = (
+                now
+                + pred.kv_transfer.time(r.prompt_tokens)
+                + 2.0 * step(batch + 1, kv + r.prompt_tokens)
+            )
+            if first <= r.ttft_deadline < first + guard:
+                due.append(r)
+    due.sort(key=lambda r: r.ttft_deadline)
+    allowance = 0.0
+    if due:
+        slacks = [policy.slack(view, r, now) for r in view.running]
+        allowance = min((s for s in slacks if s >= 0.0), default=float("inf"))
+        allowance /= policy.slack_horizon
+    fresh, hopeless = [], []
+    if not spent:
+        for r in queue:
+            if r in reserved:
+                continue
+            late = waited(r) > policy.hopeless_after if r.output_tokens else now > r.ttft_deadline
+            (hopeless if late else fresh).append(r)
+    fresh.sort(key=lambda r: r.prompt_tokens + r.output_tokens)
+    hopeless.sort(key=lambda r: r.prompt_tokens + r.output_tokens)
+    admit: list[Request] = []
+    inf = float("inf")
+    for group, extra in ((due, allowance), (reserved, inf), (fresh, 0.0), (hopeless, 0.0)):
+        for r in group:
+            if r in admit:
+                continue
+            ctx = r.prompt_tokens + r.output_tokens
+            tau = r.tpot_slo if tau_min is None else min(tau_min, r.tpot_slo)
+            if batch >= view.max_batch_size or ctx + (batch + 1) * policy.growth_steps > free:
+                break
+            if batch and extra < inf and step(batch + 1, kv + ctx) > keep * tau + extra:
+                break
+            admit.append(r)
+            batch, kv, free, tau_min = batch + 1, kv + ctx, free - ctx, tau
+    return admit
+
+
+def waiting_case(i: int, prompt: int, out: int, age: float, ttft: float, tpot: float) -> Request:
+    """A request waiting for decode at t = 10 s: prefilled ``age`` seconds ago, with its
+    first token then (``out`` > 0) or none yet (vLLM's P/D)."""
+    r = Request(i, 10.0 - age - 0.05, prompt, SLO(ttft, tpot))
+    r.prefill_end = 10.0 - age
+    r.output_tokens = out
+    if out:
+        r.first_token = r.prefill_end
+    return r
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    running=st.lists(st.integers(10, 4_000), max_size=30),
+    waiting=st.lists(
+        st.tuples(
+            st.integers(10, 4_000),  # prompt
+            st.sampled_from([0, 1, 1, 7]),  # output tokens so far (0: no token yet)
+            st.sampled_from([0.0, 0.01, 0.2, 2.0, 40.0]) | st.floats(0.0, 1.0),  # since prefill
+            st.sampled_from([0.05, 0.3]) | st.floats(0.05, 1.0),  # TTFT SLO
+            st.sampled_from([0.01, 0.02, 0.05]),  # TPOT SLO
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    capacity=st.sampled_from([20_000, 200_000, 10**7]),
+    max_batch=st.sampled_from([8, 64, 512]),
+    tpot=st.sampled_from([0.01, 0.03, 0.2]),
+    one_by_one=st.sampled_from([0, 3, 32]),
+)
+def test_kairos_decode_admission_matches_the_one_at_a_time_rules(
+    running, waiting, capacity, max_batch, tpot, one_by_one
+):
+    pred = predictor()
+    policy = DECODE_POLICIES.create("kairos", predictor=pred, reserve_after=100.0)
+    policy.one_by_one = one_by_one  # 0: every candidate in the vectorised pass
+    run = [decode_request(i, n, 9.0, tpot) for i, n in enumerate(running)]
+    used = sum(r.prompt_tokens + 1 for r in run)
+    wait = [waiting_case(100 + i, *w) for i, w in enumerate(waiting)]
+    view = StaticDecodeView(wait, run, kv_capacity_tokens=max(capacity, used + 1))
+    view.max_batch_size = max_batch
+    expected = reference_decode_admission(policy, view, now=10.0)
+    assert policy.schedule(view, now=10.0).admit == expected
+    # The same instance as the runtimes keep it (the queue keeps its columns).
+    book = DecodeBook(0, kv_capacity_tokens=view.kv_capacity_tokens, max_batch_size=max_batch)
+    for r in run:
+        book.enqueue(r)
+        book.admit(r)
+        book.join(r)
+    for r in wait:
+        book.enqueue(r)
+    assert policy.schedule(book, now=10.0).admit == expected
+
+
+def test_kairos_decode_admits_due_first_tokens_earliest_deadline_first():
+    pred = predictor()
+    policy = DECODE_POLICIES.create("kairos", predictor=pred)
+    guard = policy.ttft_guard_steps * pred.decode_step_time(1, 1)
+    first = 10.0 + pred.kv_transfer.time(500) + 2.0 * pred.decode_step_time(1, 500)
+    queue = []
+    for i in range(3):  # queued latest deadline first, all inside the guard
+        r = Request(i, 9.0, 500, SLO(first + guard * (0.8 - 0.2 * i) - 9.0, 0.05))
+        r.prefill_end = 9.9
+        queue.append(r)
+    decision = policy.schedule(StaticDecodeView(queue), now=10.0)
+    assert decision.admit == queue[::-1]

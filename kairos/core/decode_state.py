@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 
+from kairos.core.queue_columns import DECODE_FIELDS, Columns, Fields
 from kairos.core.request import Request, RequestState
 from kairos.core.snapshot import DecodeView
 
@@ -24,25 +25,45 @@ class RequestQueue:
     """Insertion-ordered requests; preempted ones re-enter at the front (vLLM's rule).
 
     Each request is queued with its context (the KV tokens admitting it needs), so ``tokens``
-    answers ``waiting_tokens`` without a pass over the queue.
+    answers ``waiting_tokens`` without a pass over the queue. Given ``fields``, the queue also
+    keeps its requests as ``columns`` (``kairos.core.queue_columns``), numbered in iteration
+    order: the front counts down from -1, the rest up from 0.
     """
 
-    __slots__ = ("_context", "_front", "_main", "count", "tokens")
+    __slots__ = (
+        "_context",
+        "_front",
+        "_main",
+        "_seq_front",
+        "_seq_main",
+        "columns",
+        "count",
+        "tokens",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, fields: Fields | None = None) -> None:
         self._front: dict[int, Request] = {}
         self._main: dict[int, Request] = {}
         self._context: dict[int, int] = {}
         self.tokens = 0  # total context of the queued requests
         self.count = 0  # len(self), readable without a method call on hot paths
+        self.columns = None if fields is None else Columns(fields)
+        self._seq_main = 0
+        self._seq_front = 0
 
     def append(self, r: Request, context: int) -> None:
+        if self.columns is not None:  # first: it refuses a request it cannot read
+            self.columns.add(r, self._seq_main)
+            self._seq_main += 1
         self._main[r.id] = r
         self._context[r.id] = context
         self.tokens += context
         self.count += 1
 
     def append_front(self, r: Request, context: int) -> None:
+        if self.columns is not None:
+            self.columns.add(r, self._seq_front - 1)
+            self._seq_front -= 1
         self._front[r.id] = r
         self._context[r.id] = context
         self.tokens += context
@@ -54,6 +75,8 @@ class RequestQueue:
         if r is not None:
             self.tokens -= self._context.pop(rid)
             self.count -= 1
+            if self.columns is not None:
+                self.columns.remove(rid)
         return r
 
     def __iter__(self) -> Iterator[Request]:
@@ -99,7 +122,7 @@ class DecodeBook:
         self.instance_id = instance_id
         self.kv_capacity_tokens = kv_capacity_tokens
         self.max_batch_size = max_batch_size
-        self._waiting = RequestQueue()
+        self._waiting = RequestQueue(DECODE_FIELDS)
         self._running: dict[int, Request] = {}
         self.transferring = 0
         self.kv_tokens = 0  # context of the running batch: the K in t_D(B, K)

@@ -44,7 +44,10 @@ class DecodeView(Protocol):
 
     @property
     def waiting(self) -> Collection[Request]:
-        """Prefilled requests placed on this instance, not yet admitted, in placement order."""
+        """Prefilled requests placed on this instance, not yet admitted, in placement order.
+
+        A queue that keeps ``columns`` (``kairos.core.queue_columns.DECODE_FIELDS``, as
+        ``DecodeBook``'s does) spares the policies a pass over it at every step."""
         ...
 
     @property

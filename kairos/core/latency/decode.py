@@ -8,8 +8,14 @@ form an arithmetic progression and many steps can be advanced in closed form.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 from kairos.core.latency.arith import run_time, steps_within
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +30,10 @@ class DecodeModel:
 
     def step_time(self, batch_size: int, kv_tokens: int) -> float:
         return self.d0 + self.d1 * batch_size + self.d2 * kv_tokens
+
+    def step_times(self, batch_size: ArrayLike, kv_tokens: ArrayLike) -> FloatArray:
+        """``step_time`` element-wise (the same operations, so the same floats)."""
+        return self.d0 + self.d1 * np.asarray(batch_size) + self.d2 * np.asarray(kv_tokens)
 
     def steps_time(self, batch_size: int, kv_tokens: int, steps: int) -> float:
         """Total time of ``steps`` steps of an unchanging batch (K grows by B each step)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,4 +19,8 @@ class KVTransferModel:
             raise ValueError(f"invalid KV transfer model {self}")
 
     def time(self, tokens: int) -> float:
+        return self.delta0 + tokens * self.bytes_per_token / self.bandwidth
+
+    def times(self, tokens: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """``time`` element-wise over integer token counts (the same floats)."""
         return self.delta0 + tokens * self.bytes_per_token / self.bandwidth

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from numpy.typing import ArrayLike
+
 from kairos.core.latency.correction import OnlineCorrection
-from kairos.core.latency.decode import DecodeModel
+from kairos.core.latency.decode import DecodeModel, FloatArray
 from kairos.core.latency.kv_transfer import KVTransferModel
 from kairos.core.latency.prefill import PrefillModel
 from kairos.core.latency.profile import Profile
@@ -40,6 +42,10 @@ class Predictor:
 
     def decode_step_time(self, batch_size: int, kv_tokens: int) -> float:
         return self.decode_correction.factor * self.decode.step_time(batch_size, kv_tokens)
+
+    def decode_step_times(self, batch_size: ArrayLike, kv_tokens: ArrayLike) -> FloatArray:
+        """``decode_step_time`` element-wise (the same floats)."""
+        return self.decode_correction.factor * self.decode.step_times(batch_size, kv_tokens)
 
     def observe_prefill(self, actual: float, sum_tokens: float, sum_sq_tokens: float) -> None:
         self.prefill_correction.observe(actual, self.prefill.time(sum_tokens, sum_sq_tokens))

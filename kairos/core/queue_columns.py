@@ -1,0 +1,110 @@
+"""A waiting queue's requests as numpy columns, kept in step with the queue.
+
+The policies scan their whole waiting queue at every decision; over a thousand queued
+``Request`` objects that Python loop alone costs a few hundred microseconds, more than the
+scheduling budget (1% of a 9 ms decode step). What they read of a waiting request does not
+change while it waits (its prompt, output so far, SLOs, arrival and hand-off times), so a
+queue can record those numbers once, when the request enters, and a policy reads them as
+arrays in a few vectorised operations.
+
+``Columns`` keeps one row per queued request: ``add`` appends a row, ``remove`` moves the last
+row into the gap (O(1)), so rows are not in queue order; ``seq`` records the queue order
+(ascending ``seq`` is iteration order) for the policies' tie-breaks. A queue that keeps no
+columns (a plain list, vLLM's queue) is read through ``columns_of``, which builds them in one
+pass: the same numbers, at the old cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from kairos.core.request import Request
+
+# name -> (dtype, what the row holds for a request)
+Fields = Mapping[str, tuple[type, Callable[[Request], float]]]
+
+
+def _anchor(r: Request) -> float:
+    t = r.first_token if r.first_token is not None else r.prefill_end
+    if t is None:
+        raise ValueError(f"request {r.id} waits for decode but has not been prefilled")
+    return t
+
+
+# What the decode policies read of a waiting request. ``ctx`` is its context: a waiting
+# request is not running, so its KV is ``prompt + output_tokens``.
+DECODE_FIELDS: Fields = {
+    "ctx": (np.int64, lambda r: r.prompt_tokens + r.output_tokens),
+    "out": (np.int64, lambda r: r.output_tokens),
+    "anchor": (np.float64, _anchor),
+    "tau": (np.float64, lambda r: r.tpot_slo),
+    "ttft_deadline": (np.float64, lambda r: r.arrival + r.ttft_slo),
+}
+
+
+class Columns:
+    """Numpy columns, one row per request; see the module docstring."""
+
+    __slots__ = ("_arrays", "_row", "fields", "n", "requests")
+
+    def __init__(self, fields: Fields, capacity: int = 64) -> None:
+        self.fields = fields
+        self._arrays: dict[str, np.ndarray[Any, Any]] = {
+            name: np.empty(capacity, dtype) for name, (dtype, _) in fields.items()
+        }
+        self._arrays["seq"] = np.empty(capacity, np.int64)
+        self._row: dict[int, int] = {}  # request id -> row
+        self.requests: list[Request] = []  # row -> request
+        self.n = 0
+
+    @classmethod
+    def of(cls, fields: Fields, requests: Iterable[Request]) -> Columns:
+        """Columns for requests read in queue order (``seq`` is their position)."""
+        reqs = list(requests)
+        cols = cls(fields, capacity=max(len(reqs), 1))
+        cols._arrays["seq"][: len(reqs)] = np.arange(len(reqs))
+        for name, (dtype, get) in fields.items():
+            cols._arrays[name][: len(reqs)] = np.fromiter(map(get, reqs), dtype, len(reqs))
+        cols.requests = reqs
+        cols._row = {r.id: i for i, r in enumerate(reqs)}
+        cols.n = len(reqs)
+        return cols
+
+    def __getitem__(self, name: str) -> np.ndarray[Any, Any]:
+        return self._arrays[name][: self.n]
+
+    def add(self, r: Request, seq: int) -> None:
+        i = self.n
+        if i == self._arrays["seq"].shape[0]:
+            for name, a in self._arrays.items():
+                grown = np.empty(2 * i, a.dtype)
+                grown[:i] = a
+                self._arrays[name] = grown
+        for name, (_, get) in self.fields.items():
+            self._arrays[name][i] = get(r)
+        self._arrays["seq"][i] = seq
+        self._row[r.id] = i
+        self.requests.append(r)
+        self.n = i + 1
+
+    def remove(self, rid: int) -> None:
+        i = self._row.pop(rid)
+        last = self.n - 1
+        moved = self.requests.pop()
+        if i != last:
+            for a in self._arrays.values():
+                a[i] = a[last]
+            self.requests[i] = moved
+            self._row[moved.id] = i
+        self.n = last
+
+
+def columns_of(queue: Iterable[Request], fields: Fields) -> Columns:
+    """The queue's own columns when it keeps them with these fields, else built from it."""
+    cols = getattr(queue, "columns", None)
+    if isinstance(cols, Columns) and cols.fields is fields:
+        return cols
+    return Columns.of(fields, queue)
