@@ -15,9 +15,10 @@ import time
 
 import numpy as np
 
-from kairos.core.decode_state import DecodeBook
+from kairos.core.decode_state import DecodeBook, RequestQueue
 from kairos.core.latency.predictor import Predictor
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.core.queue_columns import PREFILL_FIELDS
 from kairos.core.request import Request
 from kairos.core.slo import SLO
 from kairos.core.static_views import StaticDecodeView, StaticPrefillView
@@ -51,7 +52,12 @@ def main() -> None:
     now = 10.0
     queued = [Request(i, now - rng.uniform(0, 1.0), lengths[i], slo) for i in range(1000)]
     queued.sort(key=lambda r: r.arrival)
-    pview = StaticPrefillView(queued)
+    # The queue as the simulator keeps it (with columns), and as a plain list (the server's
+    # proxy and vLLM's plugin: the policy builds the columns at each decision).
+    kept = RequestQueue(PREFILL_FIELDS)
+    for r in queued:
+        kept.append(r, r.prompt_tokens)
+    pviews = [(StaticPrefillView(kept), ""), (StaticPrefillView(queued), ", lists")]  # type: ignore[arg-type]
     step_p = pred.prefill_time(sum(lengths[:8]), sum(n * n for n in lengths[:8]))
 
     def decode_request(i: int) -> Request:
@@ -77,13 +83,14 @@ def main() -> None:
     dview = book(256)
 
     print(f"profile {profile.name}; prefill: 1,000 queued; decode: 256 running, 1,000 waiting")
-    for name in PREFILL_POLICIES.names():
-        policy = PREFILL_POLICIES.create(name, predictor=pred)
-        t = per_call(lambda p=policy: p.schedule(pview, now), args.repeat, args.rounds)
-        print(
-            f"prefill {name:13s} {t * 1e6:8.1f} us per decision "
-            f"({100 * t / step_p:.2f}% of a {step_p * 1e3:.0f} ms batch)"
-        )
+    for pview, label in pviews:
+        for name in PREFILL_POLICIES.names():
+            policy = PREFILL_POLICIES.create(name, predictor=pred)
+            t = per_call(lambda p=policy, v=pview: p.schedule(v, now), args.repeat, args.rounds)
+            print(
+                f"prefill {name + label:32s} {t * 1e6:8.1f} us per decision "
+                f"({100 * t / step_p:.2f}% of a {step_p * 1e3:.0f} ms batch)"
+            )
     # 256 long-context requests spend the TPOT step budget, so Kairos only looks for a
     # reservation; 32 leave room for a burst of admissions (the other path).
     # Between them, the steady state of a loaded instance: room for a few more. The most
@@ -105,7 +112,7 @@ def main() -> None:
             t = per_call(lambda p=policy, v=view: p.schedule(v, now), args.repeat, args.rounds)
             admitted = len(policy.schedule(view, now).admit)
             print(
-                f"decode  {name:13s} {label:18s} {t * 1e6:8.1f} us per decision "
+                f"decode  {name + ', ' + label:32s} {t * 1e6:8.1f} us per decision "
                 f"({100 * t / step:.2f}% of a {step * 1e3:.1f} ms step; admits {admitted})"
             )
 

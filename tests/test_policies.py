@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kairos.core.decode_state import DecodeBook
+from kairos.core.decode_state import DecodeBook, RequestQueue
 from kairos.core.latency.predictor import Predictor
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.policies.moore_hodgson import moore_hodgson
+from kairos.core.queue_columns import PREFILL_FIELDS
 from kairos.core.request import Request
 from kairos.core.slo import SLO
 from kairos.core.static_views import StaticDecodeView, StaticPrefillView
@@ -403,7 +404,8 @@ def test_kairos_decode_admission_matches_the_one_at_a_time_rules(
     run = [decode_request(i, n, 9.0, tpot) for i, n in enumerate(running)]
     used = sum(r.prompt_tokens + 1 for r in run)
     wait = [waiting_case(100 + i, *w) for i, w in enumerate(waiting)]
-    view = StaticDecodeView(wait, run, kv_capacity_tokens=max(capacity, used + 1))
+    # Room for every running request's next token: no preemption (the oracle has none).
+    view = StaticDecodeView(wait, run, kv_capacity_tokens=max(capacity, used + len(run)))
     view.max_batch_size = max_batch
     expected = reference_decode_admission(policy, view, now=10.0)
     assert policy.schedule(view, now=10.0).admit == expected
@@ -430,3 +432,96 @@ def test_kairos_decode_admits_due_first_tokens_earliest_deadline_first():
         queue.append(r)
     decision = policy.schedule(StaticDecodeView(queue), now=10.0)
     assert decision.admit == queue[::-1]
+
+
+def reference_prefill_batch(policy, view: StaticPrefillView, now: float):
+    """Kairos prefill (module docstring, rules 1-5) over ``Request`` objects one at a time:
+    the oracle for the columnar implementation. A fresh policy: the guard has its credit."""
+    pred = policy.predictor
+
+    def p_of(r: Request) -> float:
+        u, done = r.prompt_tokens - r.cached_tokens, r.cached_tokens
+        k, m = pred.prefill_correction.factor, pred.prefill
+        return k * (m.c0 + m.c1 * u + m.c2 * u * u + 2.0 * m.c2 * u * done)
+
+    promoted, feasible, hopeless = [], [], []
+    for r in view.waiting:
+        job = (r.arrival + r.ttft_slo, p_of(r), r)
+        if now - r.arrival > policy.max_wait_factor * r.ttft_slo:
+            promoted.append(job)
+        elif now + (1.0 - policy.margin) * job[1] > job[0]:
+            hopeless.append(job)
+        else:
+            feasible.append(job)
+    lead = [min(promoted, key=lambda j: j[2].arrival)] if promoted else []
+    hopeless += [j for j in promoted if j not in lead]
+    reject = [r for _, _, r in hopeless] if policy.drop_hopeless else []
+
+    def fill(jobs, on_time: bool) -> list[Request]:
+        k, m = pred.prefill_correction.factor, pred.prefill
+        batch, s, s2, kv_free, earliest = [], 0, 0, view.kv_free_tokens, float("inf")
+        for _, _, r in lead:
+            if r.prompt_tokens <= kv_free:
+                batch.append(r)
+                s = r.prompt_tokens - r.cached_tokens
+                s2 = s * s + 2 * s * r.cached_tokens
+                kv_free -= r.prompt_tokens
+        for deadline, _, r in jobs:
+            u = r.prompt_tokens - r.cached_tokens
+            if r.prompt_tokens > kv_free or (batch and s + u > view.max_batch_tokens):
+                continue
+            a2 = u * u + 2 * u * r.cached_tokens
+            if on_time:
+                tight = min(earliest, deadline)
+                if now + k * (m.c0 + m.c1 * (s + u) + m.c2 * (s2 + a2)) > tight:
+                    continue
+                earliest = tight
+            batch.append(r)
+            s, s2, kv_free = s + u, s2 + a2, kv_free - r.prompt_tokens
+            if len(batch) >= view.max_batch_requests or s >= view.max_batch_tokens:
+                break
+        return batch
+
+    late = []
+    if feasible:
+        feasible.sort(key=lambda j: j[0])
+        on_time, late = moore_hodgson(feasible, now)
+        batch = fill(on_time, True)
+        if batch:
+            return batch, reject
+    rest = late if policy.drop_hopeless else late + hopeless
+    rest.sort(key=lambda j: -(now - j[2].arrival + j[1]) / j[1])
+    return fill(rest, False), reject
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    queue=st.lists(
+        st.tuples(
+            st.floats(0.0, 30.0) | st.sampled_from([5.0, 9.0]),  # arrival
+            st.integers(2, 20_000),  # prompt
+            st.floats(0.0, 0.99),  # part of it cached
+            st.sampled_from([0.2, 1.0, 3.0]),  # TTFT SLO
+        ),
+        max_size=80,
+    ),
+    drop=st.booleans(),
+    max_tokens=st.sampled_from([2_048, 16_384]),
+    kv_free=st.sampled_from([10_000, 10**6]),
+)
+def test_kairos_prefill_matches_the_one_at_a_time_rules(queue, drop, max_tokens, kv_free):
+    pred = predictor()
+    reqs = []
+    for i, (arrival, prompt, part, ttft) in enumerate(sorted(queue)):
+        r = request(i, arrival, prompt, ttft=ttft)
+        r.cached_tokens = int(part * (prompt - 1))
+        reqs.append(r)
+    kept = RequestQueue(PREFILL_FIELDS)
+    for r in reqs:
+        kept.append(r, r.prompt_tokens)
+    for waiting in (reqs, kept):
+        view = StaticPrefillView(waiting, max_batch_tokens=max_tokens, kv_free_tokens=kv_free)
+        policy = PREFILL_POLICIES.create("kairos", predictor=pred, drop_hopeless=drop)
+        decision = policy.schedule(view, now=31.0)
+        expected = reference_prefill_batch(policy, view, now=31.0)
+        assert (decision.batch, decision.reject) == expected

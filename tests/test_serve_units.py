@@ -96,7 +96,7 @@ def test_prefill_pulls_from_the_global_queue_and_decode_policy_places(profile: P
     [(kind, inst, first)] = transport.take()
     assert (kind, inst) == ("prefill", 0) and isinstance(first, m.PrefillBatch)
     assert [x.id for x in first.requests] == [j1.request.id]  # the worker was free at once
-    assert list(proxy.queue) == [j2.request.id, j3.request.id]
+    assert [r.id for r in proxy.queue] == [j2.request.id, j3.request.id]
     assert proxy.prefill[0].kv_used == 10
     proxy.handle(done(first))
     sent = transport.take()

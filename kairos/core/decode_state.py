@@ -1,8 +1,9 @@
 """What a decode instance shows its policies, kept the same way by every runtime.
 
-``RequestQueue`` is the waiting queue of a decode instance (and the simulator's prefill
-queue); ``DecodeBook`` is the bookkeeping behind the ``DecodeView`` protocol: who waits, who
-runs, who is admitted but not yet in the batch, and the KV tokens each of those holds. The
+``RequestQueue`` is the waiting queue of a decode instance (and the simulator's and the
+proxy's prefill queues); ``DecodeBook`` is the bookkeeping behind the ``DecodeView``
+protocol: who waits, who runs, who is admitted but not yet in the batch, and the KV tokens
+each of those holds. The
 simulator's decode instance, the server's decode worker and the proxy's mirror of that worker
 all keep their state in a ``DecodeBook``, so a policy reads the same numbers from each of
 them for the same history (the differential test checks it). Pure: no clock, no I/O.

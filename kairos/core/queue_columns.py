@@ -45,6 +45,17 @@ DECODE_FIELDS: Fields = {
 }
 
 
+# What the prefill policies read of a waiting request. ``cached`` is what of its prompt is in
+# KV already (a prefix hit, or the chunks prefilled so far): fixed while it waits, since a
+# chunked prompt leaves the queue for each chunk.
+PREFILL_FIELDS: Fields = {
+    "prompt": (np.int64, lambda r: r.prompt_tokens),
+    "cached": (np.int64, lambda r: r.cached_tokens),
+    "arrival": (np.float64, lambda r: r.arrival),
+    "ttft": (np.float64, lambda r: r.ttft_slo),
+}
+
+
 class Columns:
     """Numpy columns, one row per request; see the module docstring."""
 
@@ -71,6 +82,22 @@ class Columns:
         cols.requests = reqs
         cols._row = {r.id: i for i, r in enumerate(reqs)}
         cols.n = len(reqs)
+        return cols
+
+    @classmethod
+    def chain(cls, first: Columns, second: Columns) -> Columns:
+        """The rows of ``first`` then ``second``, read as one queue in that order."""
+        cols = cls(first.fields, capacity=max(first.n + second.n, 1))
+        n = first.n
+        for name, a in cols._arrays.items():
+            a[:n] = first[name]
+            a[n : n + second.n] = second[name]
+        if n and second.n:  # renumber the second queue's rows after the first's
+            seq = cols._arrays["seq"]
+            seq[n : n + second.n] += int(seq[:n].max()) - int(seq[n : n + second.n].min()) + 1
+        cols.requests = first.requests + second.requests
+        cols._row = {r.id: i for i, r in enumerate(cols.requests)}
+        cols.n = n + second.n
         return cols
 
     def __getitem__(self, name: str) -> np.ndarray[Any, Any]:

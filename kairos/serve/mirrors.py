@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from kairos.core.decode_state import DecodeBook
+from kairos.core.decode_state import DecodeBook, RequestQueue
 from kairos.core.prefill_state import PrefillBook
 from kairos.core.request import Request
 from kairos.serve.messages import DecodeUpdate
@@ -29,7 +29,7 @@ class PrefillMirror(PrefillBook):
     def __init__(
         self,
         instance_id: int,
-        queue: dict[int, Request],
+        queue: RequestQueue,
         *,
         kv_capacity_tokens: int,
         max_batch_tokens: int,
@@ -48,7 +48,7 @@ class PrefillMirror(PrefillBook):
 
     @property
     def waiting(self) -> Collection[Request]:
-        return self._queue.values()
+        return self._queue
 
 
 class DecodeMirror(DecodeBook):

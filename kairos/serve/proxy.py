@@ -17,11 +17,12 @@ import math
 from collections.abc import Callable
 
 from kairos.core.clock import Clock
-from kairos.core.decode_state import placement_inputs
+from kairos.core.decode_state import RequestQueue, placement_inputs
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
-from kairos.core.request import Request, RequestState
+from kairos.core.queue_columns import PREFILL_FIELDS
+from kairos.core.request import RequestState
 from kairos.serve.config import ServeConfig
 from kairos.serve.errors import Overloaded, ServeError, Unavailable, WorkerFailed
 from kairos.serve.job import Job
@@ -55,7 +56,8 @@ class Proxy:
             config.prefill_policy, predictor=self.predictor
         )
         self.decode_policy = DECODE_POLICIES.create(config.decode_policy, predictor=self.predictor)
-        self.queue: dict[int, Request] = {}  # the global prefill queue, arrival order
+        # The global prefill queue, in arrival order (keeping the prefill policies' columns).
+        self.queue = RequestQueue(PREFILL_FIELDS)
         self.jobs: dict[int, Job] = {}
         self.prefill = [
             PrefillMirror(
@@ -96,7 +98,7 @@ class Proxy:
                 retry_after=self._drain_estimate(),
             )
         r = job.request
-        self.queue[r.id] = r
+        self.queue.append(r, r.prompt_tokens)
         self.jobs[r.id] = job
         now = job.queued = self.clock.now()
         for inst in self.prefill:
@@ -134,7 +136,7 @@ class Proxy:
             return
         s = s2 = 0
         for r in decision.batch:
-            del self.queue[r.id]
+            self.queue.discard(r.id)
             s += r.uncached_tokens
             s2 += r.uncached_tokens * r.uncached_tokens
             inst.kv_used += r.prompt_tokens
@@ -239,7 +241,7 @@ class Proxy:
         """End a request and clean up after it in the queue, the mirrors and the workers."""
         r = job.request
         self.jobs.pop(r.id, None)
-        self.queue.pop(r.id, None)
+        self.queue.discard(r.id)
         r.state = RequestState.FINISHED if status == "finished" else RequestState.FAILED
         if r.decode_instance is not None:
             mirror = self.decode[r.decode_instance]
@@ -277,8 +279,8 @@ class Proxy:
             self.prefill if kind == "prefill" else self.decode
         )
         if not any(m.alive for m in mirrors):
-            for rid in list(self.queue):
-                self._end(self.jobs[rid], "failed", Unavailable(f"no live {kind} worker is left"))
+            for r in list(self.queue):
+                self._end(self.jobs[r.id], "failed", Unavailable(f"no live {kind} worker is left"))
 
     def fail_all(self, reason: str) -> None:
         """End every request in flight (shutdown): their responses close promptly."""
@@ -287,7 +289,7 @@ class Proxy:
 
     def _drain_estimate(self) -> int:
         """Seconds until the prefill queue has likely drained: the Retry-After hint."""
-        work = sum(self.predictor.prefill_time_one(r.uncached_tokens) for r in self.queue.values())
+        work = sum(self.predictor.prefill_time_one(r.uncached_tokens) for r in self.queue)
         live = max(1, sum(p.alive for p in self.prefill))
         return max(1, math.ceil(work / live))
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies.base import DecodePolicy, PrefillPolicy
+from kairos.core.queue_columns import PREFILL_FIELDS
 from kairos.core.request import Request, RequestState
 from kairos.core.snapshot import DecodeView
 from kairos.sim.config import ClusterConfig
@@ -43,7 +44,7 @@ class Cluster:
         self.truth = Truth(
             profile, predictor, noise=config.noise, scale=config.truth_scale, seed=config.seed
         )
-        self.queue = RequestQueue()
+        self.queue = RequestQueue(PREFILL_FIELDS)
         self.errors: dict[int, str] = {}
         self.prefill = [
             PrefillInstance(

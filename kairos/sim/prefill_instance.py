@@ -8,6 +8,7 @@ instance's view lists ahead of the global queue.
 from __future__ import annotations
 
 from kairos.core.prefill_state import PrefillBook
+from kairos.core.queue_columns import PREFILL_FIELDS
 from kairos.sim.queues import ChainedQueue, RequestQueue
 
 
@@ -34,7 +35,7 @@ class PrefillInstance(PrefillBook):
         )
         self._queue = queue
         self.takes: list[int] = []  # prompt tokens each batch member prefills this iteration
-        self.resumed = RequestQueue()
+        self.resumed = RequestQueue(PREFILL_FIELDS)
         self._both = ChainedQueue(self.resumed, queue)
         self.batches = 0
         self.busy_time = 0.0

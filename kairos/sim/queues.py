@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kairos.core.decode_state import RequestQueue
+from kairos.core.queue_columns import Columns
 from kairos.core.request import Request
 
 __all__ = ["ChainedQueue", "RequestQueue"]
@@ -15,6 +16,12 @@ class ChainedQueue:
     then the global queue). Read-only: the owner removes from the underlying queues."""
 
     __slots__ = ("first", "second")
+
+    @property
+    def columns(self) -> Columns | None:
+        """Both queues' columns, the first's rows first (None unless both keep them)."""
+        a, b = self.first.columns, self.second.columns
+        return None if a is None or b is None else Columns.chain(a, b)
 
     def __init__(self, first: RequestQueue, second: RequestQueue) -> None:
         self.first = first

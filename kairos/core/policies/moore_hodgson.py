@@ -21,11 +21,21 @@ def moore_hodgson(
     Sequential processing from ``start`` is assumed. Both lists keep deadline order. Of
     equally long jobs, the earliest kept one is dropped first.
     """
+    dropped = late_jobs([d for d, _, _ in jobs], [p for _, p, _ in jobs], start)
+    if not dropped:
+        return list(jobs), []
+    out = set(dropped)
+    return [job for i, job in enumerate(jobs) if i not in out], [jobs[i] for i in dropped]
+
+
+def late_jobs(deadlines: Sequence[float], durations: Sequence[float], start: float) -> list[int]:
+    """The positions Moore-Hodgson leaves out (ascending), for jobs given as two lists in
+    deadline order: the policies' hot path, with no tuples to build."""
     finish = start
     kept: list[tuple[float, int]] = []  # max-heap of (-duration, index)
     dropped: list[int] = []
     push, push_pop = heapq.heappush, heapq.heappushpop
-    for i, (deadline, duration, _) in enumerate(jobs):
+    for i, (deadline, duration) in enumerate(zip(deadlines, durations, strict=True)):
         finish += duration
         if finish > deadline:  # push it, then drop the longest kept (perhaps itself)
             neg, j = push_pop(kept, (-duration, i))
@@ -33,8 +43,5 @@ def moore_hodgson(
             dropped.append(j)
         else:
             push(kept, (-duration, i))
-    if not dropped:
-        return list(jobs), []
     dropped.sort()
-    out = set(dropped)
-    return [job for i, job in enumerate(jobs) if i not in out], [jobs[i] for i in dropped]
+    return dropped

@@ -29,10 +29,12 @@ Placement: the instance with the most room between its predicted step time and i
 
 Cost: the waiting queue is read as numpy columns (``kairos.core.queue_columns``), which the
 runtimes' queues keep as requests come and go, and admission stops at the first request that
-does not fit. ``python benchmarks/policy_overhead.py``: 36 us per decision with 256 running
-and 1,000 waiting (0.16% of the step), 93 us where there is room for one more (0.65%), 190 us
-for a burst of 115 admissions into 32 running (2.1%). The loop over ``Request`` objects this
-replaced took 114 and 405 us for the first and last.
+does not fit. ``python benchmarks/policy_overhead.py``, 1,000 waiting: 30-36 us per decision
+with 256 running (0.13-0.16% of the step), 90-100 us with 109 running and room for one more
+(0.63-0.71%), 170-260 us for a burst of 115 admissions into 32 running (1.9-2.9%: over the 1%
+target). The loop over ``Request`` objects this replaced took 114 us and 405 us for the
+first and last. Over a plain list (vLLM's plugin) the columns are built at each decision:
+680 us for the burst.
 
 Limits (measured): where a decode instance runs near its capacity under the budget, the cap
 loses to continuous batching. On Azure conv at x5.5 (``kairos sim --trace azure-conv
