@@ -125,7 +125,8 @@ class Request:
         """Where per-token decode deadlines start: the first token, or the end of prefill
         while the decode instance has yet to emit it."""
         t = self.first_token if self.first_token is not None else self.prefill_end
-        assert t is not None, f"request {self.id} has not been prefilled"
+        if t is None:
+            raise ValueError(f"request {self.id} waits for decode but has not been prefilled")
         return t
 
     @property

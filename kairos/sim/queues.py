@@ -17,15 +17,15 @@ class ChainedQueue:
 
     __slots__ = ("first", "second")
 
+    def __init__(self, first: RequestQueue, second: RequestQueue) -> None:
+        self.first = first
+        self.second = second
+
     @property
     def columns(self) -> Columns | None:
         """Both queues' columns, the first's rows first (None unless both keep them)."""
         a, b = self.first.columns, self.second.columns
         return None if a is None or b is None else Columns.chain(a, b)
-
-    def __init__(self, first: RequestQueue, second: RequestQueue) -> None:
-        self.first = first
-        self.second = second
 
     @property
     def count(self) -> int:

@@ -34,7 +34,7 @@ with 256 running (0.13-0.16% of the step), 90-100 us with 109 running and room f
 (0.63-0.71%), 170-260 us for a burst of 115 admissions into 32 running (1.9-2.9%: over the 1%
 target). The loop over ``Request`` objects this replaced took 114 us and 405 us for the
 first and last. Over a plain list (vLLM's plugin) the columns are built at each decision:
-680 us for the burst.
+about 790 us for the burst.
 
 Limits (measured): where a decode instance runs near its capacity under the budget, the cap
 loses to continuous batching. On Azure conv at x5.5 (``kairos sim --trace azure-conv
@@ -60,12 +60,10 @@ import numpy as np
 from kairos.core.decisions import DecodeDecision
 from kairos.core.latency.predictor import Predictor
 from kairos.core.policies.base import DECODE_POLICIES
-from kairos.core.queue_columns import DECODE_FIELDS, Columns, columns_of
+from kairos.core.queue_columns import DECODE_FIELDS, NO_ROWS, Columns, Rows, columns_of
 from kairos.core.request import Request
 from kairos.core.snapshot import DecodeView
 
-Rows = np.ndarray[Any, Any]  # rows of the waiting queue's columns, in some order
-_NONE: Rows = np.empty(0, np.int64)
 INF = float("inf")
 
 
@@ -137,9 +135,7 @@ class KairosDecode:
             size=len(view.running) - len(preempt) + view.transferring,
             kv=view.kv_capacity_tokens - view.kv_free_tokens - freed,
             free=view.kv_free_tokens + freed,
-            tau_min=min(
-                (r.tpot_slo for r in view.running if not gone or r.id not in gone), default=INF
-            ),
+            tau_min=min((r.tpot_slo for r in view.running if r.id not in gone), default=INF),
             max_batch=view.max_batch_size,
         )
         step = self.predictor.decode_step_time
@@ -161,9 +157,10 @@ class KairosDecode:
             allowance = min((s for s in slacks if s >= 0.0), default=INF)
             allowance /= self.slack_horizon
         admit = self._admit(cols, due, None, state, allowance, keep)
+        due_in = due[: len(admit)]
         # Rows not to offer again: due ones admitted, and the reservation (not in a class).
-        taken = np.concatenate((due[: len(admit)], reserved))
-        if reserved.size and not np.isin(reserved, due[: len(admit)]).any():
+        taken = np.concatenate((due_in, reserved))
+        if reserved.size and not np.isin(reserved, due_in).any():
             admit += self._admit(cols, reserved, None, state, INF, keep)
         if not spent:
             # Rule 3: a request that has waited past ``hopeless_after`` TPOTs (with no token
@@ -175,11 +172,7 @@ class KairosDecode:
                 if taken.size:
                     # A due first token or the reservation is also in its class.
                     rows = rows[~np.isin(rows, taken)]
-                if rows.size <= self.one_by_one:  # sorted outright; else ranked by a key
-                    rows, key = _shortest_first(cols, rows), None
-                else:
-                    key = _shortest_key(cols, rows)
-                admit += self._admit(cols, rows, key, state, 0.0, keep)
+                admit += self._admit(cols, rows, _shortest_first(cols, rows), state, 0.0, keep)
         return DecodeDecision(admit=admit, preempt=preempt, wake_at=wake_at)
 
     def _admit(
@@ -255,7 +248,7 @@ class KairosDecode:
         first in queue order of equals), or none."""
         over = (waited > self.reserve_after).nonzero()[0]
         if not over.size:
-            return _NONE
+            return NO_ROWS
         w = waited[over]
         oldest = over[w == w.max()]
         first: Rows = oldest[np.argmin(cols["seq"][oldest])][None]
@@ -269,7 +262,7 @@ class KairosDecode:
         would not be after one more boundary, earliest TTFT deadline first (rule 6), and
         when the next of the others comes due."""
         if not pending.size:
-            return _NONE, None
+            return NO_ROWS, None
         pred = self.predictor
         guard = self.ttft_guard_steps * pred.decode_step_time(max(batch, 1), max(kv, 1))
         ctx = cols["ctx"][pending]
@@ -323,15 +316,9 @@ class KairosDecode:
 
 
 def _shortest_first(cols: Columns, rows: Rows) -> Rows:
-    """``rows`` shortest context first, queue order among equals: shortest first maximises
-    tokens per step under a time budget (unit-value knapsack)."""
-    order: Rows = np.lexsort((cols["seq"][rows], cols["ctx"][rows]))
-    return rows[order]
-
-
-def _shortest_key(cols: Columns, rows: Rows) -> Rows:
-    """A unique key in the order of ``_shortest_first`` (cheaper than sorting all rows when
-    only the first few are needed)."""
+    """A unique key putting ``rows`` shortest context first, queue order among equals:
+    shortest first maximises tokens per step under a time budget (unit-value knapsack). A key,
+    not a sort: admission usually needs only the first few."""
     if not rows.size:
         return rows
     seq = cols["seq"][rows]
@@ -346,7 +333,7 @@ def _first_in_order(key: Rows, k: int) -> Rows:
         head: Rows = np.argsort(key)
         return head
     if k <= 0:
-        return _NONE
+        return NO_ROWS
     part = np.argpartition(key, k - 1)[:k]
     return part[np.argsort(key[part])]
 
