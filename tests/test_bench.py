@@ -186,7 +186,6 @@ def test_every_request_measured_with_the_fakes_timings(url: str, fake: Fake) -> 
     assert [r.id for r in result.records] == list(range(6))
     assert all(r.status == "finished" for r in result.records)
     assert [r.output_tokens for r in result.records] == [10] * 6
-    ttft_gaps = []
     for r in result.records:
         emitted = np.array(fake.emitted[str(r.id)])
         served_ttft = emitted[0] - fake.started[str(r.id)]
@@ -198,13 +197,9 @@ def test_every_request_measured_with_the_fakes_timings(url: str, fake: Fake) -> 
         # ... and close to what the fake actually did (it may run late on a loaded machine:
         # it shares this process), whatever the load: each token is stamped as it arrives.
         assert abs(r.tpot - served_tpot) < 0.003
-        ttft_gaps.append(r.ttft - served_ttft)
+        assert r.ttft - served_ttft < 0.05
         lateness = (r.token_times - r.token_times[0]) - (emitted - emitted[0])
         assert np.median(np.abs(lateness)) < 0.01
-    # The client's TTFT adds the request's own transit to the fake's. A fresh connection on
-    # a loaded 2-core machine once took 90 ms (a clean-clone CI run), so the 50 ms bound is
-    # on the median: a TTFT stamped at the last token would be 90 ms late on every request.
-    assert np.median(ttft_gaps) < 0.05 and max(ttft_gaps) < 0.3
     # Open loop: each request left on schedule, before the previous one had finished.
     assert result.checks["send_lag_p99_ms"] < 20
     arrivals = np.array([r.arrival for r in result.records])
