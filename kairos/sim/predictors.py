@@ -22,7 +22,7 @@ PREDICTORS = ("fitted", "uncorrected", "oracle")
 def build_predictor(kind: str, profile: Profile, config: ClusterConfig) -> Predictor:
     if kind == "fitted":
         return Predictor.from_profile(profile)
-    predictor = Predictor.from_profile(profile, beta=0.0)
+    predictor = Predictor.from_profile(profile, prefill_beta=0.0, decode_beta=0.0)
     if kind == "uncorrected":
         return predictor
     if kind == "oracle":

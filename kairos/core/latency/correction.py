@@ -1,4 +1,9 @@
-"""Online correction of a latency model: ``k <- (1 - b) * k + b * actual / predicted_raw``.
+"""Online correction of a latency model: ``k <- (1 - r) * k + r * actual / predicted_raw``.
+
+The rate ``r`` starts as a running mean (``1 / (n + 2)`` after ``n`` samples, the profile's
+factor counting as one) and settles at ``beta``: the first samples move the factor as fast as
+they can, later ones average over about ``2 / beta`` of them. A new engine converges in a few
+steps whatever ``beta`` is, so ``beta`` only sets how much step noise reaches the factor.
 
 It also keeps the running absolute percentage error of the *corrected* prediction, which is the
 predictor accuracy every run reports.
@@ -26,7 +31,9 @@ class OnlineCorrection:
             return
         self.abs_pct_error_sum += abs(actual - self.factor * predicted_raw) / actual
         self.samples += 1
-        self.factor = (1.0 - self.beta) * self.factor + self.beta * (actual / predicted_raw)
+        if self.beta > 0.0:  # beta = 0: frozen (the uncorrected and oracle predictors)
+            rate = max(self.beta, 1.0 / (self.samples + 1))
+            self.factor += rate * (actual / predicted_raw - self.factor)
 
     @property
     def mape(self) -> float | None:
