@@ -106,11 +106,16 @@ def main() -> None:
     listed = StaticDecodeView(waiting, running[:32], kv_capacity_tokens=10**7)
     cases = [(dview, "256 running"), (book(lo), f"{lo} running"), (small, "32 running")]
     for view, label in [*cases, (listed, "32 running, lists")]:
-        step = pred.decode_step_time(len(view.running), view.kv_tokens)
         for name in DECODE_POLICIES.names():
             policy = DECODE_POLICIES.create(name, predictor=pred)
             t = per_call(lambda p=policy, v=view: p.schedule(v, now), args.repeat, args.rounds)
-            admitted = len(policy.schedule(view, now).admit)
+            admit = policy.schedule(view, now).admit
+            admitted = len(admit)
+            # The step this decision schedules: the running batch with what it admits.
+            step = pred.decode_step_time(
+                len(view.running) + admitted,
+                view.kv_tokens + sum(r.context_tokens for r in admit),
+            )
             print(
                 f"decode  {name + ', ' + label:32s} {t * 1e6:8.1f} us per decision "
                 f"({100 * t / step:.2f}% of a {step * 1e3:.1f} ms step; admits {admitted})"
