@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kairos.experiments.report import operating_table, plot_rate_sweep
 from kairos.experiments.runner import Point, run_point
 from kairos.experiments.sweeps import mean_over_seeds, operating_rate
@@ -87,3 +89,42 @@ def test_goodput_reports_an_unreachable_target_as_not_reached(monkeypatch):
     assert rows["impossible"]["below_rate_scale"] == 0.05 + (8.0 - 0.05) / 8
     text = "\n".join(_goodput_section(list(rows.values())))
     assert "| impossible | 1P1D | fcfs/fcfs | not reached (<" in text
+
+
+def _sweep(pair, points):
+    from kairos.experiments.sweeps import METRICS
+
+    return [
+        {
+            **dict.fromkeys(METRICS),
+            "workload": "w",
+            "instances": 1,
+            "rate_scale": rate,
+            "prefill": pair[0],
+            "decode": pair[1],
+            "seed": seed,
+            "tpot_attainment": att + (0.01 if seed else -0.01),  # the seeds average to att
+            "decode_throughput": tok,
+        }
+        for rate, att, tok in points
+        for seed in (0, 1)
+    ]
+
+
+def test_throughput_at_tpot_interpolates_the_crossing_and_names_bounds():
+    from kairos.experiments.report import throughput_at_tpot
+    from kairos.experiments.results import _relative
+
+    pair = ("fcfs", "fcfs")
+    rows = _sweep(pair, [(1.0, 0.99, 100.0), (2.0, 0.9, 200.0), (3.0, 0.5, 280.0)])
+    tok, rate, how = throughput_at_tpot(rows, "w", 1, pair, 0.8)
+    # 0.9 -> 0.5 crosses 0.8 a quarter of the way from rate 2 to 3.
+    assert how == "at" and rate == pytest.approx(2.25) and tok == pytest.approx(220.0)
+    assert throughput_at_tpot(rows, "w", 1, pair, 0.4)[::2] == (280.0, "at least")
+    assert throughput_at_tpot(rows, "w", 1, pair, 0.995)[::2] == (100.0, "below")
+    with pytest.raises(ValueError, match="no rate-sweep rows for kairos/kairos"):
+        throughput_at_tpot(rows, "w", 1, ("kairos", "kairos"), 0.8)
+    assert _relative((110.0, 0, "at"), (100.0, 0, "at")) == "+10.0%"
+    assert _relative((110.0, 0, "at least"), (100.0, 0, "at")) == ">= +10.0%"
+    assert _relative((90.0, 0, "at"), (100.0, 0, "at least")) == "<= -10.0%"
+    assert _relative((110.0, 0, "at least"), (100.0, 0, "at least")) == "-"

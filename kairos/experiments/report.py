@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,39 @@ def operating_table(
     gains["best_other"] = label(best_other["prefill"], best_other["decode"])  # type: ignore[assignment]
     gains["fcfs_joint"] = 100 * base["joint_attainment"]
     return lines, gains
+
+
+# The TPOT attainment at which decode throughputs are compared: below every pair's plateau at
+# low load (azure-code's is 89-98%: short outputs behind a long KV hand-off miss at any rate),
+# so a crossing is the decode instance running out of room, not the plateau's noise.
+TPOT_LEVEL = 0.8
+
+
+def throughput_at_tpot(
+    rows: Sequence[Row], workload: str, instances: int, pair: tuple[str, str], level: float
+) -> tuple[float, float, str]:
+    """Decode tokens/s per instance where the pair's TPOT attainment falls to ``level`` as
+    the rate grows, and the rate scale there: interpolated linearly between the two swept
+    rates around the crossing (seed-averaged). The third value says what it is:
+    ``"at"`` (a crossing), ``"at least"`` (never below ``level`` in the sweep: the highest
+    rate's) or ``"below"`` (below ``level`` even at the lowest rate: the lowest rate's)."""
+    pts = sorted(
+        (r["rate_scale"], r["tpot_attainment"], r["decode_throughput"])
+        for r in mean_over_seeds(rows, ("workload", "instances", "rate_scale", "prefill", "decode"))
+        if r["workload"] == workload
+        and r["instances"] == instances
+        and (r["prefill"], r["decode"]) == pair
+    )
+    if not pts:
+        where = f"{workload} {instances}P{instances}D"
+        raise ValueError(f"no rate-sweep rows for {label(*pair)} on {where}")
+    if pts[0][1] < level:
+        return pts[0][2], pts[0][0], "below"
+    for (r0, a0, t0), (r1, a1, t1) in pairwise(pts):
+        if a1 < level:
+            f = (a0 - level) / (a0 - a1)
+            return t0 + f * (t1 - t0), r0 + f * (r1 - r0), "at"
+    return pts[-1][2], pts[-1][0], "at least"
 
 
 def plot_latency_cdfs(
