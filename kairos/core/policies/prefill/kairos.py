@@ -32,6 +32,18 @@ work is waiting the aged request leads for free: it displaces nobody. The credit
 instance because one policy object serves every instance; a decision earlier than the
 instance's last one (a new run) opens a fresh account.
 
+Limits (measured): with whole prompts, work-conserving relegation cannot see arrivals
+coming. On the Mooncake slice at x0.35, 1P1D (``kairos sim --trace mooncake-conv --duration
+600 --rate-scale 0.35 --ttft-slo 3 --tpot-slo 0.025 --noise 0.05 --compare
+kairos/fcfs,edf-relegate/fcfs``), Kairos met 76.9% of TTFTs and edf-relegate 77.9%. Of the
+33 requests only Kairos missed, 13 are one group of arrivals (the trace arrives in groups
+8.6 s apart here): with nothing on time left, Kairos ran the hopeless requests shortest
+first (highest response ratio) and reached an 85k-token prompt last, 0.4 s before the next
+group arrived, which then waited 4.4 s behind it. edf-relegate's key put that prompt first,
+and it ended 0.4 s before that group came: the same rule run at another moment. Chunked
+prefill removes the cause (a long prompt yields at every chunk); there the two are within
+0.2 points (docs/results.md).
+
 Cost: the queue is read as numpy columns (``kairos.core.queue_columns``) that the simulator's
 and the server's queues keep as requests come and go. ``python benchmarks/policy_overhead.py``,
 1,000 queued under overload: 275-285 us per decision (0.15% of the 190 ms batch it
