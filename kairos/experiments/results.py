@@ -188,7 +188,8 @@ def _throughput_section(
         "",
         "`>=`: TPOT attainment stayed above the level over the whole sweep (the highest "
         "rate's throughput); `<`: below it even at the lowest rate swept. A ratio with one "
-        "such bound is a bound too; with two, none is given.",
+        "such bound is a bound too; with two, it is one where they point the same way (one "
+        "at least, the other below) and none is given otherwise.",
         "",
     ]
     return md
