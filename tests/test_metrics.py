@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -236,21 +235,3 @@ def test_invariants(records: list[RequestRecord]) -> None:
             assert s[f"median_{metric}_ms"] == p50
     if s["decode_throughput"] is not None:
         assert s["decode_throughput"] >= 0
-
-
-@pytest.mark.slow
-def test_summarize_is_fast_on_20k_requests_of_200_tokens() -> None:
-    # The target is < 0.3 s (about 0.2 s measured); the bound is loose so a busy CI machine does
-    # not fail it, but a per-token Python loop (several seconds) would.
-    rng = np.random.default_rng(0)
-    arrivals = np.sort(rng.uniform(0, 1000, 20_000))
-    gaps = rng.exponential(0.03, (20_000, 200))
-    token_times = arrivals[:, None] + 0.2 + np.cumsum(gaps, axis=1)
-    records = [
-        RequestRecord(i, float(a), 512, 0.5, 0.04, "finished", token_times[i])
-        for i, a in enumerate(arrivals)
-    ]
-    start = time.perf_counter()
-    s = summarize(records, num_decode_instances=4)
-    assert time.perf_counter() - start < 1.0
-    assert s["completed"] == 20_000
