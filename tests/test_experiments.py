@@ -66,6 +66,16 @@ def test_ablation_ladder_and_cdfs(tmp_path, monkeypatch):
     table = [line for line in section if " -> " in line]
     assert len(table) == 1 + len(sweeps.PAIRS)  # the description, then one row per pair
     assert any(line.startswith("| kairos/kairos vs best other, chunked (pp) |") for line in section)
+    modes = sweeps.decode_modes(["tiny"], [1], [0], rates)
+    assert {(r["rate_scale"], r["decode"]) for r in modes} == {
+        (6.0, "kairos"),
+        (6.0, "kairos-b"),
+    }
+    from kairos.experiments.results import _modes_section
+
+    section = _modes_section(modes, rates)
+    rows = [line for line in section if line.startswith("| tiny | 1P1D | 6* |")]
+    assert len(rows) == 1 and rows[0].count(" -> ") == 3
     cdfs = sweeps.latency_cdfs(["tiny"], rates)
     assert all(len(r["ttft_s"]) > 10 for r in cdfs)
     plot_latency_cdfs(cdfs, {"tiny": (0.5, 0.015)}, tmp_path / "cdf.png")

@@ -202,6 +202,52 @@ def test_kairos_decode_packing_stays_within_step_budget(running, waiting, tpot):
     assert contexts == sorted(contexts), "shortest context first"
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    running=st.lists(
+        st.tuples(st.integers(10, 20_000), st.floats(0.0, 4.0), st.integers(1, 200)),
+        min_size=1,
+        max_size=40,
+    ),
+    waiting=st.lists(st.integers(10, 20_000), max_size=40),
+    tpot=st.floats(0.01, 0.2),
+    max_batch=st.integers(1, 64),
+)
+def test_kairos_b_skips_only_banked_requests_that_do_not_fit(running, waiting, tpot, max_batch):
+    # Running request i: prompt, seconds since its first token, tokens so far (banked slack
+    # first_token + tpot * tokens - now, anything from far behind to far ahead).
+    now = 10.0
+    pred = predictor()
+    policy = DECODE_POLICIES.create("kairos-b", predictor=pred)
+    run = [decode_request(i, n, now - age, tpot) for i, (n, age, _) in enumerate(running)]
+    made = {i: g for i, (_, _, g) in enumerate(running)}
+    wait = [decode_request(100 + i, n, now - 0.001, tpot) for i, n in enumerate(waiting)]
+    view = StaticDecodeView(
+        wait, run, generated_tokens=made, max_batch_size=max(max_batch, len(run))
+    )
+    decision = policy.schedule(view, now=now)
+    if not wait:
+        return  # the runtimes consult a policy only when someone waits (or memory is short)
+    skipped = {r.id for r in decision.skip}
+    assert len(skipped) == len(decision.skip) < len(run), "a request twice, or every one"
+    assert len(run) + len(decision.admit) <= view.max_batch_size
+    ctx = {r.id: r.prompt_tokens + view.generated(r) for r in run + wait}
+    for r in decision.skip:
+        assert r in run and policy.slack(view, r, now) >= policy.skip_after * tpot
+    # The step that runs: everyone not skipped, and the admitted (when they join).
+    runs = [r for r in run if r.id not in skipped] + decision.admit
+    k = sum(ctx[r.id] for r in runs)
+    budget = (1 - policy.margin) * tpot
+    for r in decision.skip:
+        # Skipped because it did not fit beside the others.
+        assert pred.decode_step_time(len(runs) + 1, k + ctx[r.id]) > budget - 1e-12
+    must = [r for r in run if policy.slack(view, r, now) < policy.skip_after * tpot]
+    must_k = sum(ctx[r.id] for r in must)
+    if must and pred.decode_step_time(len(must), must_k) <= budget and decision.skip:
+        # Whoever must run fits: skips then keep the step within the budget.
+        assert pred.decode_step_time(len(runs), k) <= budget + 1e-12
+
+
 def test_kairos_decode_preempts_the_request_with_most_slack():
     pred = predictor()
     policy = DECODE_POLICIES.create("kairos", predictor=pred)

@@ -467,3 +467,13 @@ def test_unknown_engine_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--engine" in err and "'tpu'" in err and "emulated" in err
+
+
+def test_mode_b_on_vllm_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # Checked before anything of vLLM's is needed: the plugin cannot skip a running request.
+    from kairos.cli import main
+
+    code = main(["serve", "--engine", "vllm", "--decode-policy", "kairos-b"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "kairos-b" in err and "mode B" in err and "'kairos'" in err

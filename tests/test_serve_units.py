@@ -4,14 +4,17 @@ the decode state machine, the mirrors, validation, rendering, messages and the t
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import pytest
 
+from kairos.core.decisions import DecodeDecision
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES
 from kairos.core.request import Request, RequestState
 from kairos.core.slo import SLO, SLO_CLASSES
+from kairos.core.snapshot import DecodeView
 from kairos.serve import messages as m
 from kairos.serve.api.render import Rendering
 from kairos.serve.api.schemas import ChatRequest, CompletionRequest
@@ -22,7 +25,7 @@ from kairos.serve.job import Job, record
 from kairos.serve.mirrors import DecodeMirror
 from kairos.serve.proxy import Proxy
 from kairos.serve.tokenizer import count_chat_tokens, count_tokens, detokenize
-from kairos.serve.workers.decode_state import DecodeState
+from kairos.serve.workers.decode_state import DecodeState, PolicyContractError
 from tests.conftest import make_profile
 
 SLO_ = SLO(1.0, 0.05)
@@ -252,6 +255,47 @@ def test_decode_state_preempts_under_memory_pressure(profile: Profile) -> None:
     b = st.boundary(5.0)
     assert [r.id for r in b.preempted] == [2]  # newest first (FCFS)
     assert [r.id for r in st.waiting] == [2] and st.kv_free_tokens >= len(st.running)
+
+
+def test_decode_state_runs_a_step_without_the_requests_that_skip_it(profile: Profile) -> None:
+    # Mode B in the worker: a skipped request keeps its KV, gets no token from the step,
+    # and the step is timed without it; the skip lasts one step.
+    st = decode_state(profile)
+    inner = st._policy
+
+    class SkipOne:
+        name = "skip-one"
+
+        def schedule(self, view: DecodeView, now: float) -> DecodeDecision:
+            decision = inner.schedule(view, now)
+            decision.skip = [r for r in view.running if r.id == 1]
+            return decision
+
+        def place(self, request: Request, instances: Sequence[DecodeView], now: float) -> int:
+            return 0
+
+    for rid in (1, 2):
+        st.enqueue(handed(rid, 100, 50))
+    st.boundary(0.0)
+    st.landed(1, 0.1)
+    st.landed(2, 0.1)
+    st.boundary(0.1)
+    st._policy = SkipOne()
+    st.enqueue(handed(3, 10, 50))  # someone waits, so the policy is consulted
+    st.boundary(0.2)
+    assert st.skipping(1) and st.step_batch() == (1, 101)
+    assert st.kv_tokens == 202 and st.reserved == 202 + 11
+    assert st.end_step(0.3) == ([2], [])
+    st._policy = inner
+    st.boundary(0.3)
+    assert not st.skipping(1) and st.step_batch() == (2, 203)
+    assert st.end_step(0.4) == ([1, 2], [])
+    # Skipping every running request would leave the step empty: refused.
+    st._policy = SkipOne()
+    st.cancel(2)
+    st.enqueue(handed(4, 10, 50))
+    with pytest.raises(PolicyContractError, match="skipped every request"):
+        st.boundary(0.5)
 
 
 def test_decode_mirror_follows_updates() -> None:

@@ -55,8 +55,9 @@ def check_invariants(last: list[float]):
     n_d=st.integers(1, 3),
     kv_capacity=st.integers(6_000, 60_000),
     max_batch=st.integers(1, 32),
+    decode=st.sampled_from(["fcfs", "kairos", "kairos-b"]),
 )
-def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch):
+def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch, decode):
     arrivals, inputs, outputs = workload(seed, n, rate, 4_000, 300)
     profile = make_profile(kv_capacity_tokens=kv_capacity, max_decode_batch_size=max_batch)
     requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
@@ -73,7 +74,15 @@ def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch):
         assert r.first_token is not None
         hook(r.first_token, seen[0])
 
-    result = simulate(requests, true_out, profile, config, on_event=on_event, on_place=on_place)
+    result = simulate(
+        requests,
+        true_out,
+        profile,
+        config,
+        decode_policy=decode,
+        on_event=on_event,
+        on_place=on_place,
+    )
 
     assert [r.id for r in result.records] == list(range(n)), "a request was lost or duplicated"
     for req, rec, out in zip(requests, result.records, true_out, strict=True):
@@ -203,6 +212,80 @@ def test_decode_policy_wake_up_stops_the_closed_form_run(profile, monkeypatch):
     assert after, "the policy was not consulted again after its wake-up time"
     assert after[0] - 0.5 <= profile.decode.step_time(1, 600)
     assert result.records[1].token_times[1] < 0.5 + 3 * profile.decode.step_time(2, 800)
+
+
+def test_a_skipped_step_leaves_one_gap_of_two_steps(profile, monkeypatch):
+    # Mode B's mechanism: request 0 sits out the step at the boundary where request 2 is
+    # admitted, and gets its next token a step later; the others run on, in a smaller batch.
+    from kairos.core.policies import DECODE_POLICIES
+
+    skipped_at: list[float] = []
+
+    class Skipper:
+        name = "skipper"
+
+        def __init__(self, predictor: object) -> None:
+            self.inner = DECODE_POLICIES.create("fcfs", predictor=predictor)
+
+        def schedule(self, view, now):  # type: ignore[no-untyped-def]
+            decision = self.inner.schedule(view, now)
+            zero = [r for r in view.running if r.id == 0]
+            if zero and len(view.running) == 2 and not skipped_at and decision.admit:
+                decision.skip = zero
+                skipped_at.append(now)
+            return decision
+
+        def place(self, request, instances, now):  # type: ignore[no-untyped-def]
+            return 0
+
+    monkeypatch.setitem(DECODE_POLICIES._factories, "test-skipper", Skipper)
+    arrivals, inputs, outputs = (
+        np.array([0.0, 0.0, 0.3]),
+        np.array([100, 150, 200]),
+        np.array([200, 200, 20]),
+    )
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
+    hook = check_invariants([0.0])
+    result = simulate(
+        requests, true_out, profile, ClusterConfig(), decode_policy="test-skipper", on_event=hook
+    )
+    assert skipped_at
+    r0, r1 = result.records[0], result.records[1]
+    assert [rec.output_tokens for rec in result.records] == list(outputs)
+    gaps0, gaps1 = np.diff(r0.token_times[1:]), np.diff(r1.token_times[1:])
+    # Request 0 has one gap of two steps; request 1 got a token at the step 0 sat out.
+    long = np.nonzero(gaps0 > 1.5 * np.median(gaps0))[0]
+    assert len(long) == 1
+    t_before = r0.token_times[1 + long[0]]
+    during = r1.token_times[
+        (r1.token_times > t_before) & (r1.token_times < t_before + gaps0[long[0]])
+    ]
+    assert len(during) == 1
+    # The skipped step ran without request 0: it took the two-request step time (B = 1 plus
+    # nothing joined yet), shorter than the steps around it.
+    assert during[0] - t_before < np.median(gaps1)
+
+
+def test_kairos_b_skips_under_load_and_every_token_arrives(profile):
+    # Ten long decodes bank slack (9.3 ms steps against an 11 ms TPOT), then a burst of 60
+    # short requests needs more than the 10.45 ms budget: the banked ones sit steps out.
+    arrivals = np.concatenate([np.zeros(10), np.full(60, 1.0)])
+    inputs = np.concatenate([np.full(10, 2_000), np.full(60, 300)])
+    outputs = np.concatenate([np.full(10, 400), np.full(60, 50)])
+    requests, true_out = build_requests(arrivals, inputs, outputs, SLO(5.0, 0.011))
+    skips = [0]
+
+    def count(now: float, cluster: Cluster) -> None:
+        skips[0] += sum(len(d._skipping) for d in cluster.decode)
+        check(now, cluster)
+
+    check = check_invariants([0.0])
+    result = simulate(
+        requests, true_out, profile, ClusterConfig(), decode_policy="kairos-b", on_event=count
+    )
+    assert skips[0] > 0, "the workload never made mode B skip"
+    assert [rec.output_tokens for rec in result.records] == list(outputs)
+    assert all(r.status == "finished" for r in result.records)
 
 
 def test_prefill_queue_matches_md1_mean_wait(profile):

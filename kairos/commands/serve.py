@@ -163,9 +163,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_vllm(args: argparse.Namespace) -> int:
+    from kairos.integrations.vllm import check_decode_policy
     from kairos.integrations.vllm.instances import VllmOptions
     from kairos.integrations.vllm.launch import VllmServeConfig, serve_vllm
 
+    check_decode_policy(args.decode_policy)
     engine = VllmOptions(
         model=args.model_path,
         served_name=args.model or "smollm2",

@@ -11,6 +11,10 @@ them for the same history (the differential test checks it). Pure: no clock, no 
     enqueue -> waiting --admit--> admitted (KV in flight, then landed) --join--> running
                  ^                                                                  |
                  +---------------------------- preempt -----------------------------+
+
+A running request may also sit out one step (``skip``, Kairos decode's mode B): it stays in
+``running`` with its KV, and ``step_batch`` (the B and K the step is timed with) leaves it
+out until ``end_skips`` at the next boundary.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ class DecodeBook:
     __slots__ = (
         "__dict__",
         "_running",
+        "_skipping",
         "_waiting",
         "instance_id",
         "kv_capacity_tokens",
@@ -128,6 +133,7 @@ class DecodeBook:
         self.transferring = 0
         self.kv_tokens = 0  # context of the running batch: the K in t_D(B, K)
         self.reserved = 0  # running + admitted contexts
+        self._skipping: dict[int, int] = {}  # running requests sitting out this step -> context
 
     # --- DecodeView -----------------------------------------------------------------------
     @property
@@ -173,6 +179,7 @@ class DecodeBook:
     def leave(self, r: Request) -> None:
         """Running -> out of the batch (finished, preempted or cancelled): frees its KV."""
         del self._running[r.id]
+        self._skipping.pop(r.id, None)
         ctx = r.prompt_tokens + r.output_tokens
         self.kv_tokens -= ctx
         self.reserved -= ctx
@@ -181,6 +188,26 @@ class DecodeBook:
         """A preempted request (already out of the batch) waits again, at the front."""
         r.state = RequestState.WAITING_DECODE
         self._waiting.append_front(r, r.prompt_tokens + r.output_tokens)
+
+    def skip(self, r: Request) -> None:
+        """A running request sits out the next step: it keeps its KV, gets no token."""
+        self._skipping[r.id] = r.prompt_tokens + self.generated(r)
+
+    def end_skips(self) -> None:
+        """Every request that sat out a step runs again (at the next boundary)."""
+        self._skipping.clear()
+
+    def skipping(self, rid: int) -> bool:
+        return rid in self._skipping
+
+    def step_batch(self) -> tuple[int, int]:
+        """(B, K) of the step that runs: the batch less the requests sitting it out."""
+        if not self._skipping:
+            return len(self._running), self.kv_tokens
+        return (
+            len(self._running) - len(self._skipping),
+            self.kv_tokens - sum(self._skipping.values()),
+        )
 
     def grow(self, tokens: int) -> None:
         """The running batch generated ``tokens`` tokens (B per step)."""

@@ -55,7 +55,10 @@ METRICS = (
     "decode_throughput",
     "p99_ttft_ms",
     "p99_tpot_ms",
+    "p99_itl_ms",
 )
+# Kairos decode's two modes, compared on their own (kairos prefill in front of both).
+MODES = (("kairos", "kairos"), ("kairos", "kairos-b"))
 
 
 def mean_over_seeds(rows: Sequence[Row], keys: Sequence[str]) -> list[Row]:
@@ -220,6 +223,24 @@ def chunked(
         for w in workloads
         for n in instances
         for p, d in PAIRS
+        for s in seeds
+    ]
+    return _collect(points, None)
+
+
+def decode_modes(
+    workloads: Sequence[str],
+    instances: Sequence[int],
+    seeds: Sequence[int],
+    rates: dict[tuple[str, int], float],
+) -> list[Row]:
+    """Mode A against mode B at the operating rate and at the top of the rate sweep."""
+    points = [
+        Point(w, scale, p, d, instances=n, seed=s)
+        for w in workloads
+        for n in instances
+        for scale in sorted({rates[(w, n)], max(WORKLOADS[w].rate_scales)})
+        for p, d in MODES
         for s in seeds
     ]
     return _collect(points, None)

@@ -39,7 +39,7 @@ class ServeConfig:
         if self.engine not in engine_names():
             raise ValueError(
                 f"unknown --engine {self.engine!r}; available: {', '.join(engine_names())} "
-                "(a vLLM engine is planned, not built yet)"
+                "(--engine vllm runs vLLM's own servers instead: docs/vllm.md)"
             )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"--port must be in [0, 65535], got {self.port}")

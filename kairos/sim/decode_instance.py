@@ -79,7 +79,7 @@ class DecodeInstance(DecodeBook):
     # --- DecodeView (the rest is the DecodeBook's) -------------------------------------------
     def generated(self, request: Request) -> int:
         join = self._join_step.get(request.id)
-        if join is None or request.id not in self._running:
+        if join is None or request.id not in self._running or request.id in self._skipping:
             return request.output_tokens
         return request.output_tokens + self.step - join
 
@@ -118,7 +118,7 @@ class DecodeInstance(DecodeBook):
 
     def _fold(self, done: int, k: int) -> None:
         """Count steps ``done + 1`` to ``done + k`` of the current run as completed."""
-        batch = len(self._running)
+        batch = len(self._running) - len(self._skipping)
         first, inc = self._first, self._inc
         self.runs.append((self.step, k, self._t0, first, inc, done))
         # Steps j = done .. done + k - 1 (0-based) take first + inc * j each.
@@ -176,6 +176,8 @@ class DecodeInstance(DecodeBook):
                 r.state = RequestState.FINISHED
         self._t0 = now
         self._done = 0
+        if self._skipping:
+            self.end_skips()  # they rejoined their stints at the step they sat out
         joined = len(self._ready)
         if joined:
             self._join(now)
@@ -222,10 +224,38 @@ class DecodeInstance(DecodeBook):
             if r.kv_start is None:
                 r.kv_start = now
             self._events.push(self.link.schedule(now, ctx), KV_DONE, self, r)
+        if decision.skip:
+            self._skip(decision.skip)
         if self.kv_free_tokens < len(self._running):
             raise PolicyContractError(
                 f"decode instance {self.instance_id}: policy {self._policy.name!r} left "
                 f"{self.kv_free_tokens} free KV tokens for a batch of {len(self._running)}"
+            )
+
+    def _skip(self, requests: list[Request]) -> None:
+        """Mode B: ``requests`` sit out the next step. Each one's stint ends here and the next
+        starts a step later (its tokens are rebuilt from stints), so the run is one step."""
+        step = self.step
+        owed = {q.id for q in self._first_due}
+        for r in requests:
+            if r.id not in self._running or self.skipping(r.id) or r.id in owed:
+                raise PolicyContractError(
+                    f"policy skipped request {r.id}, which is not running, is named twice, or "
+                    "owes its first token"
+                )
+            self.skip(r)
+            join = self._join_step[r.id]
+            r.output_tokens += step - join
+            self.stints.setdefault(r.id, []).append((join, step))
+            # Back at step + 1: ``generated`` reads right again from the next boundary on.
+            self._join_step[r.id] = step + 1
+            fs = step + 1 + self._true_output[r.id] - r.output_tokens
+            self._finish_step[r.id] = fs
+            heapq.heappush(self._finish_heap, (fs, r.id))
+        if len(self._skipping) >= len(self._running):
+            raise PolicyContractError(
+                f"decode instance {self.instance_id}: policy {self._policy.name!r} skipped "
+                "every request of the batch"
             )
 
     def _start_run(self, joined: int) -> None:
@@ -238,8 +268,12 @@ class DecodeInstance(DecodeBook):
         n_finish = heap[0][0] - self.step
         n_memory = (self.kv_capacity_tokens - self.reserved) // batch
         n = n_finish if n_finish < n_memory else n_memory
+        kv = self.kv_tokens
+        if self._skipping:
+            batch, kv = self.step_batch()
+            n = 1  # the skips hold for one step
         d0, d1, d2 = self._coef
-        raw_first = d0 + d1 * batch + d2 * self.kv_tokens
+        raw_first = d0 + d1 * batch + d2 * kv
         raw_inc = d2 * batch
         if joined and self._join_cost:
             # The step the newcomers join at also loads their KV (Profile.decode_join): it
@@ -251,7 +285,8 @@ class DecodeInstance(DecodeBook):
         first = self._first = raw_first * scale
         inc = self._inc = raw_inc * scale
         for r in self._first_due:
-            if r.id in self._running:  # not preempted at the boundary it joined
+            # Not preempted at the boundary it joined (a policy may not skip it: see _skip).
+            if r.id in self._running:
                 r.first_token = self._t0 + first
         self._first_due.clear()
         if self._wake_at is not None:

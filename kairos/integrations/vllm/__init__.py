@@ -14,6 +14,17 @@ SUPPORTED_VLLM = "0.32.0"
 VLLM_OWN_SCHEDULER = "vllm"
 # What the plugins predict with unless told otherwise: measured here by `kairos profile`.
 DEFAULT_VLLM_PROFILE = "smollm2-135m-cpu-pd"
+# Decode policies the plugin cannot carry out: mode B leaves running requests out of a step,
+# and vLLM's scheduler schedules every running request at every step.
+UNSUPPORTED_DECODE = ("kairos-b",)
+
+
+def check_decode_policy(name: str) -> None:
+    if name in UNSUPPORTED_DECODE:
+        raise ValueError(
+            f"decode policy {name!r} (Kairos decode's mode B) skips running requests for a "
+            "step, which the vLLM plugin cannot do; use 'kairos' with --engine vllm"
+        )
 
 
 def check_vllm_version() -> str:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from kairos.integrations.vllm import DEFAULT_VLLM_PROFILE, check_vllm_version
+from kairos.integrations.vllm import DEFAULT_VLLM_PROFILE, check_decode_policy, check_vllm_version
 
 check_vllm_version()
 
@@ -239,6 +239,7 @@ class KairosDecodeScheduler(_DecodeTiming):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        check_decode_policy(self.kairos_policy_name)
         self.kairos_policy = DECODE_POLICIES.create(
             self.kairos_policy_name, predictor=self.kairos_predictor, **self._kairos_options
         )

@@ -118,10 +118,10 @@ class DecodeWorker:
         for r, lands in done.admitted:
             heapq.heappush(self._landings, (lands, r.id))
         if not state.idle:
-            batch = len(state.running)
+            batch, kv = state.step_batch()  # less the requests sitting this step out
             self._step_start = now
-            self._step_end = now + self.engine.decode_step_time(batch, state.kv_tokens)
-            self._step_raw = self.predictor.decode.step_time(batch, state.kv_tokens)
+            self._step_end = now + self.engine.decode_step_time(batch, kv)
+            self._step_raw = self.predictor.decode.step_time(batch, kv)
         self._dirty = False
         self.link.send(_update(state, emitted, tokens, finished, step, raw, done))
 

@@ -64,11 +64,14 @@ class DecodeState(DecodeBook):
         return r
 
     def end_step(self, now: float) -> tuple[list[int], list[int]]:
-        """Every running request got one token at ``now``: (ids, ids that are now done)."""
+        """Every running request that did not sit the step out got one token at ``now``:
+        (ids, ids that are now done)."""
         running = self._running
-        ids = list(running)
+        skipping = self._skipping
+        ids = [rid for rid in running if rid not in skipping] if skipping else list(running)
         finished: list[int] = []
-        for r in running.values():
+        for rid in ids:
+            r = running[rid]
             r.output_tokens += 1
             if r.output_tokens >= r.max_output_tokens:  # type: ignore[operator]
                 finished.append(r.id)
@@ -84,6 +87,7 @@ class DecodeState(DecodeBook):
         """Join landed requests, then ask the policy (only when someone waits or memory is
         short, as the simulator does) and carry out its decision."""
         done = Boundary()
+        self.end_skips()
         for r in self._ready.values():
             self.join(r)
             if r.decode_start is None:
@@ -111,6 +115,18 @@ class DecodeState(DecodeBook):
             start = self.link_free_at if self.link_free_at > now else now
             self.link_free_at = start + self._kv_transfer.time(ctx)
             done.admitted.append((r, self.link_free_at))
+        for r in decision.skip:
+            if r.id not in self._running or self.skipping(r.id) or r.output_tokens == 0:
+                raise PolicyContractError(
+                    f"policy skipped request {r.id}, which is not running, is named twice, or "
+                    "owes its first token"
+                )
+            self.skip(r)
+        if self._skipping and len(self._skipping) >= len(self._running):
+            raise PolicyContractError(
+                f"decode instance {self.instance_id}: policy {self._policy.name!r} skipped "
+                "every request of the batch"
+            )
         if self.kv_free_tokens < len(self._running):
             raise PolicyContractError(
                 f"decode instance {self.instance_id}: policy {self._policy.name!r} left "

@@ -27,6 +27,14 @@ Token k of request i is due at ``f_i + tau_i * (k - 1)``; its banked slack is
    (docs/vllm.md).
 Placement: the instance with the most room between its predicted step time and its budget.
 
+Mode B (``kairos-b``; spec section 5): a running request with at least ``skip_after`` TPOTs
+of banked slack may sit out a step. Admission (rules 2 to 6) is then weighed against the
+requests that must run (the rest of the batch, and transfers in flight); the banked ones
+then fill the budget least slack first, and those that do not fit skip the next step (each
+still a step or more ahead of its next deadline afterwards). Skipping adds no capacity: it
+moves steps from requests ahead of their deadlines to fresh ones, at the cost of gaps in
+the skipped requests' streams (ITL).
+
 Cost: the waiting queue is read as numpy columns (``kairos.core.queue_columns``), which the
 runtimes' queues keep as requests come and go, and admission stops at the first request that
 does not fit. ``python benchmarks/policy_overhead.py --rounds 20``, 1,000 waiting, as a share
@@ -84,6 +92,7 @@ class _Batch:
     free: int  # KV tokens free
     tau_min: float  # the tightest TPOT SLO among them (inf when none)
     max_batch: int
+    banked: int = 0  # mode B: running requests that may sit out the step, not in ``size``
 
     def add(self, n: int, ctx: int, tau_min: float) -> None:
         """``n`` requests of ``ctx`` context in all join; ``tau_min`` is now the tightest."""
@@ -94,7 +103,6 @@ class _Batch:
 
 
 class KairosDecode:
-    name = "kairos"
     # Candidates offered one at a time before the rest in one vectorised pass (``_admit``).
     one_by_one = 8
 
@@ -109,6 +117,7 @@ class KairosDecode:
         max_preemptions: int = 2,
         ttft_guard_steps: float = 2.0,
         slack_horizon: float = 16.0,
+        skip_after: float | None = None,
     ) -> None:
         if not 0.0 <= margin < 1.0:
             raise ValueError(f"margin must be in [0, 1), got {margin}")
@@ -116,6 +125,9 @@ class KairosDecode:
             raise ValueError("growth_steps and max_preemptions must be >= 0, reserve_after > 0")
         if ttft_guard_steps < 0 or slack_horizon <= 0:
             raise ValueError("ttft_guard_steps must be >= 0 and slack_horizon > 0")
+        if skip_after is not None and skip_after < 1.0:
+            # Less than one TPOT of slack cannot absorb a skipped step.
+            raise ValueError(f"skip_after must be >= 1 (TPOTs of banked slack), got {skip_after}")
         self.predictor = predictor
         self.margin = margin
         self.growth_steps = growth_steps
@@ -126,6 +138,10 @@ class KairosDecode:
         # one for prediction error.
         self.ttft_guard_steps = ttft_guard_steps
         self.slack_horizon = slack_horizon
+        # Mode B: TPOTs of banked slack that let a running request sit out a step (None:
+        # mode A, every running request runs every step).
+        self.skip_after = skip_after
+        self.name = "kairos" if skip_after is None else "kairos-b"
 
     def slack(self, view: DecodeView, r: Request, now: float) -> float:
         return r.decode_anchor + r.tpot_slo * view.generated(r) - now
@@ -148,6 +164,7 @@ class KairosDecode:
         )
         step = self.predictor.decode_step_time
         keep = 1.0 - self.margin
+        banked = self._banked(view, now, gone, state) if self.skip_after is not None else []
         # When the budget is spent (not even a one-token request fits; the common case under
         # load) only a reservation or a due first token can be admitted: nothing is sorted.
         spent = bool(state.size) and step(state.size + 1, state.kv + 1) > keep * state.tau_min
@@ -181,7 +198,60 @@ class KairosDecode:
                     # A due first token or the reservation is also in its class.
                     rows = rows[~np.isin(rows, taken)]
                 admit += self._admit(cols, rows, _shortest_first(cols, rows), state, 0.0, keep)
-        return DecodeDecision(admit=admit, preempt=preempt, wake_at=wake_at)
+        # The step needs one running request at least (the admitted join later).
+        must_run = len(view.running) - len(preempt) - len(banked)
+        skip = self._fill(banked, state, keep, must_run > 0) if banked else []
+        return DecodeDecision(admit=admit, preempt=preempt, skip=skip, wake_at=wake_at)
+
+    def _banked(
+        self, view: DecodeView, now: float, gone: set[int], state: _Batch
+    ) -> list[tuple[float, int, float, Request]]:
+        """Mode B: the running requests that may sit out the next step, least slack first,
+        as (slack, context, tau, request); ``state`` is left with the requests that must run.
+        """
+        assert self.skip_after is not None
+        banked = []
+        tau_min = INF
+        for r in view.running:
+            if r.id in gone:
+                continue
+            g = view.generated(r)
+            slack = r.decode_anchor + r.tpot_slo * g - now
+            if g and slack >= self.skip_after * r.tpot_slo:
+                banked.append((slack, r.prompt_tokens + g, r.tpot_slo, r))
+            elif r.tpot_slo < tau_min:
+                tau_min = r.tpot_slo
+        if banked:
+            state.banked = len(banked)
+            state.size -= len(banked)
+            state.kv -= sum(b[1] for b in banked)
+            state.tau_min = tau_min
+            banked.sort(key=lambda b: (b[0], b[3].id))
+        return banked
+
+    def _fill(
+        self,
+        banked: list[tuple[float, int, float, Request]],
+        state: _Batch,
+        keep: float,
+        running: bool,
+    ) -> list[Request]:
+        """Mode B: the banked requests join the step least slack first while it stays within
+        the budget; those that do not fit sit it out (returned). Unless another request
+        ``running`` runs the step, the first runs regardless."""
+        step = self.predictor.decode_step_time
+        skip: list[Request] = []
+        for _, ctx, tau_r, r in banked:
+            tau = min(state.tau_min, tau_r)
+            if not running or step(state.size + 1, state.kv + ctx) <= keep * tau:
+                running = True
+                state.banked -= 1
+                state.size += 1
+                state.kv += ctx
+                state.tau_min = tau
+            else:
+                skip.append(r)
+        return skip
 
     def _admit(
         self,
@@ -247,9 +317,11 @@ class KairosDecode:
         batch, ``added`` the context admitted in this pass with it, ``tau`` the tightest
         TPOT with it. Python numbers, or arrays over candidates in order (the same
         operators)."""
-        fits = (size < state.max_batch) & ((size + 1) * self.growth_steps + added <= state.free)
+        # The batch size cap and memory count every member, the step time only those that run.
+        held = size + state.banked
+        fits = (held < state.max_batch) & ((held + 1) * self.growth_steps + added <= state.free)
         if extra < INF:
-            fits &= (size == 0) | (step(size + 1, state.kv + added) <= keep * tau + extra)
+            fits &= (held == 0) | (step(size + 1, state.kv + added) <= keep * tau + extra)
         return fits
 
     def _reservation(self, cols: Columns, waited: Rows) -> Rows:
@@ -349,4 +421,14 @@ def _first_in_order(key: Rows, k: int) -> Rows:
 
 @DECODE_POLICIES.register("kairos")
 def _make(predictor: Predictor, **options: object) -> KairosDecode:
+    return KairosDecode(predictor, **options)  # type: ignore[arg-type]
+
+
+# Mode B: two TPOTs of banked slack let a request sit out a step (one to spend, one kept).
+SKIP_AFTER = 2.0
+
+
+@DECODE_POLICIES.register("kairos-b")
+def _make_b(predictor: Predictor, **options: object) -> KairosDecode:
+    options.setdefault("skip_after", SKIP_AFTER)
     return KairosDecode(predictor, **options)  # type: ignore[arg-type]
