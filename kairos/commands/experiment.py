@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
         help=f"comma-separated subset of {', '.join(WORKLOADS)}",
     )
     p.add_argument("--instances", default="1,2", help="cluster sizes N (NPND), default 1,2")
-    p.add_argument("--seeds", type=int, default=2, help="trace windows per point (default 2)")
+    p.add_argument("--seeds", type=int, default=3, help="trace windows per point (default 3)")
     p.set_defaults(func=run)
 
 

@@ -142,6 +142,8 @@ class DecodeInstance(DecodeBook):
         n = steps_within(self._first, self._inc, elapsed)
         if run_time(self._first, self._inc, n) < elapsed:
             n += 1
+        # A running instance always has its boundary scheduled (None only inside one).
+        assert self._next_n is not None
         if n < self._next_n:
             self._schedule(self._t0 + run_time(self._first, self._inc, n), n)
 
