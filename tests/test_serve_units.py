@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from kairos.core.decisions import DecodeDecision
+from kairos.core.decisions import DecodeDecision, PolicyContractError
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES
@@ -25,7 +25,7 @@ from kairos.serve.job import Job, record
 from kairos.serve.mirrors import DecodeMirror
 from kairos.serve.proxy import Proxy
 from kairos.serve.tokenizer import count_chat_tokens, count_tokens, detokenize
-from kairos.serve.workers.decode_state import DecodeState, PolicyContractError
+from kairos.serve.workers.decode_state import DecodeState
 from tests.conftest import make_profile
 
 SLO_ = SLO(1.0, 0.05)
@@ -242,14 +242,19 @@ def test_decode_state_cancel_frees_reservations(profile: Profile) -> None:
     assert st.reserved == 0 and st.kv_tokens == 0 and st.idle and not list(st.waiting)
 
 
-def test_decode_state_preempts_under_memory_pressure(profile: Profile) -> None:
-    st = decode_state(profile, capacity=50)
+def two_running(st: DecodeState, prompt: int, max_tokens: int) -> None:
+    """Requests 1 and 2 placed at 0 s, their KV landed at 0.1 s, both running from then."""
     for rid in (1, 2):
-        st.enqueue(handed(rid, 20, 100))
+        st.enqueue(handed(rid, prompt, max_tokens))
     st.boundary(0.0)
     st.landed(1, 0.1)
     st.landed(2, 0.1)
     st.boundary(0.1)
+
+
+def test_decode_state_preempts_under_memory_pressure(profile: Profile) -> None:
+    st = decode_state(profile, capacity=50)
+    two_running(st, 20, 100)
     for t in range(4):  # 42 -> 50 tokens: full after four steps
         st.end_step(1.0 + t)
     b = st.boundary(5.0)
@@ -274,12 +279,7 @@ def test_decode_state_runs_a_step_without_the_requests_that_skip_it(profile: Pro
         def place(self, request: Request, instances: Sequence[DecodeView], now: float) -> int:
             return 0
 
-    for rid in (1, 2):
-        st.enqueue(handed(rid, 100, 50))
-    st.boundary(0.0)
-    st.landed(1, 0.1)
-    st.landed(2, 0.1)
-    st.boundary(0.1)
+    two_running(st, 100, 50)
     st._policy = SkipOne()
     st.enqueue(handed(3, 10, 50))  # someone waits, so the policy is consulted
     st.boundary(0.2)

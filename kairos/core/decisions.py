@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from kairos.core.request import Request
 
 
+class PolicyContractError(RuntimeError):
+    """A policy returned a decision the runtime cannot carry out."""
+
+
 @dataclass(slots=True)
 class PrefillDecision:
     """Requests to prefill together now (in order), and requests to reject (admission control)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 
+from kairos.core.decisions import PolicyContractError
 from kairos.core.queue_columns import DECODE_FIELDS, Columns, Fields
 from kairos.core.request import Request, RequestState
 from kairos.core.snapshot import DecodeView
@@ -189,9 +190,22 @@ class DecodeBook:
         r.state = RequestState.WAITING_DECODE
         self._waiting.append_front(r, r.prompt_tokens + r.output_tokens)
 
-    def skip(self, r: Request) -> None:
-        """A running request sits out the next step: it keeps its KV, gets no token."""
-        self._skipping[r.id] = r.prompt_tokens + self.generated(r)
+    def skip(self, requests: Collection[Request]) -> None:
+        """Running requests sit out the next step: they keep their KV, get no token. A
+        request not running, named twice or still owing its first token, or a step left with
+        no one to run, is the policy's error."""
+        for r in requests:
+            made = self.generated(r)
+            if r.id not in self._running or r.id in self._skipping or made == 0:
+                raise PolicyContractError(
+                    f"decode instance {self.instance_id}: the policy skipped request {r.id}, "
+                    "which is not running, is named twice, or owes its first token"
+                )
+            self._skipping[r.id] = r.prompt_tokens + made
+        if len(self._skipping) >= len(self._running):
+            raise PolicyContractError(
+                f"decode instance {self.instance_id}: the policy skipped every request of the batch"
+            )
 
     def end_skips(self) -> None:
         """Every request that sat out a step runs again (at the next boundary)."""

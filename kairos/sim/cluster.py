@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 
+from kairos.core.decisions import PolicyContractError
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies.base import DecodePolicy, PrefillPolicy
@@ -17,7 +18,7 @@ from kairos.core.queue_columns import PREFILL_FIELDS
 from kairos.core.request import Request, RequestState
 from kairos.core.snapshot import DecodeView
 from kairos.sim.config import ClusterConfig
-from kairos.sim.decode_instance import DecodeInstance, PolicyContractError
+from kairos.sim.decode_instance import DecodeInstance
 from kairos.sim.events import DECODE_BOUNDARY, KV_DONE, PREFILL_DONE, EventQueue
 from kairos.sim.kv_link import KVLink
 from kairos.sim.prefill_instance import PrefillInstance

@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING
 
+from kairos.core.decisions import PolicyContractError
 from kairos.core.decode_state import DecodeBook
 from kairos.core.latency.arith import run_time, steps_within
 from kairos.core.policies.base import DecodePolicy
@@ -21,10 +22,6 @@ from kairos.sim.kv_link import KVLink
 
 if TYPE_CHECKING:
     from kairos.sim.truth import Truth
-
-
-class PolicyContractError(RuntimeError):
-    """A policy returned a decision the runtime cannot carry out."""
 
 
 class DecodeInstance(DecodeBook):
@@ -79,7 +76,7 @@ class DecodeInstance(DecodeBook):
     # --- DecodeView (the rest is the DecodeBook's) -------------------------------------------
     def generated(self, request: Request) -> int:
         join = self._join_step.get(request.id)
-        if join is None or request.id not in self._running or request.id in self._skipping:
+        if join is None or request.id not in self._running:
             return request.output_tokens
         return request.output_tokens + self.step - join
 
@@ -179,7 +176,7 @@ class DecodeInstance(DecodeBook):
         self._t0 = now
         self._done = 0
         if self._skipping:
-            self.end_skips()  # they rejoined their stints at the step they sat out
+            self._rejoin()
         joined = len(self._ready)
         if joined:
             self._join(now)
@@ -235,30 +232,26 @@ class DecodeInstance(DecodeBook):
             )
 
     def _skip(self, requests: list[Request]) -> None:
-        """Mode B: ``requests`` sit out the next step. Each one's stint ends here and the next
-        starts a step later (its tokens are rebuilt from stints), so the run is one step."""
+        """Mode B: ``requests`` sit out the next step (the run is one step). Each one's stint
+        ends here, as when it leaves, and ``_rejoin`` starts the next a step later (tokens are
+        rebuilt from stints)."""
+        self.skip(requests)  # checks the decision first
         step = self.step
-        owed = {q.id for q in self._first_due}
         for r in requests:
-            if r.id not in self._running or self.skipping(r.id) or r.id in owed:
-                raise PolicyContractError(
-                    f"policy skipped request {r.id}, which is not running, is named twice, or "
-                    "owes its first token"
-                )
-            self.skip(r)
-            join = self._join_step[r.id]
+            join = self._join_step.pop(r.id)
+            del self._finish_step[r.id]
             r.output_tokens += step - join
             self.stints.setdefault(r.id, []).append((join, step))
-            # Back at step + 1: ``generated`` reads right again from the next boundary on.
-            self._join_step[r.id] = step + 1
-            fs = step + 1 + self._true_output[r.id] - r.output_tokens
-            self._finish_step[r.id] = fs
-            heapq.heappush(self._finish_heap, (fs, r.id))
-        if len(self._skipping) >= len(self._running):
-            raise PolicyContractError(
-                f"decode instance {self.instance_id}: policy {self._policy.name!r} skipped "
-                "every request of the batch"
-            )
+
+    def _rejoin(self) -> None:
+        """The requests that sat out the last step start their next stint here."""
+        step = self.step
+        for rid in self._skipping:
+            self._join_step[rid] = step
+            fs = step + self._true_output[rid] - self._running[rid].output_tokens
+            self._finish_step[rid] = fs
+            heapq.heappush(self._finish_heap, (fs, rid))
+        self.end_skips()
 
     def _start_run(self, joined: int) -> None:
         """Start the next run of steps; ``joined`` requests joined the batch at this boundary."""

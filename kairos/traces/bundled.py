@@ -70,12 +70,15 @@ def available_traces() -> list[str]:
     return sorted(NAMED_TRACES)
 
 
-@functools.cache
-def _load_bundled(name: str) -> Trace:
+def parse_bundled(name: str) -> Trace:
+    """A bundled trace parsed from its file each time (``load_trace`` caches this)."""
     entry = NAMED_TRACES[name]
     with resources.as_file(resources.files("kairos.traces") / "data" / entry.file) as path:
         trace = load_file(path, entry.format)
     return replace(trace, name=name, source=entry.source)
+
+
+_load_bundled = functools.cache(parse_bundled)
 
 
 def load_trace(name_or_path: str) -> Trace:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kairos.core.decisions import PolicyContractError
 from kairos.core.decode_state import DecodeBook
 from kairos.core.latency.kv_transfer import KVTransferModel
 from kairos.core.policies.base import DecodePolicy
 from kairos.core.request import Request, RequestState
-
-
-class PolicyContractError(RuntimeError):
-    """A policy returned a decision the runtime cannot carry out."""
 
 
 @dataclass(slots=True)
@@ -115,18 +112,8 @@ class DecodeState(DecodeBook):
             start = self.link_free_at if self.link_free_at > now else now
             self.link_free_at = start + self._kv_transfer.time(ctx)
             done.admitted.append((r, self.link_free_at))
-        for r in decision.skip:
-            if r.id not in self._running or self.skipping(r.id) or r.output_tokens == 0:
-                raise PolicyContractError(
-                    f"policy skipped request {r.id}, which is not running, is named twice, or "
-                    "owes its first token"
-                )
-            self.skip(r)
-        if self._skipping and len(self._skipping) >= len(self._running):
-            raise PolicyContractError(
-                f"decode instance {self.instance_id}: policy {self._policy.name!r} skipped "
-                "every request of the batch"
-            )
+        if decision.skip:
+            self.skip(decision.skip)
         if self.kv_free_tokens < len(self._running):
             raise PolicyContractError(
                 f"decode instance {self.instance_id}: policy {self._policy.name!r} left "

@@ -226,8 +226,7 @@ class KairosDecode:
             if r.id in gone:
                 continue
             g = view.generated(r)
-            slack = r.decode_anchor + r.tpot_slo * g - now
-            if g and slack >= self.skip_after * r.tpot_slo:
+            if g and (slack := self.slack(view, r, now)) >= self.skip_after * r.tpot_slo:
                 banked.append((slack, r.prompt_tokens + g, r.tpot_slo, r))
             elif r.tpot_slo < tau_min:
                 tau_min = r.tpot_slo
