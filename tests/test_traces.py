@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +27,13 @@ from kairos.traces import (
     time_scale,
 )
 from kairos.traces.bundled import NAMED_TRACES
-from kairos.traces.synth import AZURE_CODE, Constant, gamma_arrivals, poisson_arrivals
+from kairos.traces.synth import (
+    AZURE_CODE,
+    SYNTHETIC_TRACES,
+    Constant,
+    gamma_arrivals,
+    poisson_arrivals,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "traces"
 REPO = Path(__file__).resolve().parents[1]
@@ -472,6 +479,22 @@ def test_synthetic_lengths_resemble_azure_conv() -> None:
     assert 100 <= np.median(trace.output_tokens) <= 200  # real: 129
     assert trace.output_tokens.max() <= 1_000
     assert trace.input_tokens.min() >= 1 and trace.output_tokens.min() >= 1
+
+
+def test_named_synthetic_trace_loads_by_name_and_is_decode_heavy() -> None:
+    trace = load_trace("synthetic-longtail")
+    assert "synthetic-longtail" in available_traces()
+    assert trace.name == "synthetic-longtail" and len(trace) == 14_400
+    assert trace.rate == pytest.approx(4.0, rel=0.05)
+    # The same on every machine: generated from its seed, not from a file.
+    spec = SYNTHETIC_TRACES["synthetic-longtail"]
+    assert spec.generate("x") == replace(trace, name="x")
+    # Long-tailed, and more output per request than Azure conv (median 129).
+    assert 220 <= np.median(trace.output_tokens) <= 280
+    assert np.percentile(trace.input_tokens, 99) >= 8 * np.median(trace.input_tokens)
+    assert trace.input_tokens.max() <= 32_000 and trace.output_tokens.max() <= 4_000
+    # Three 600 s windows of the evaluation fit in it.
+    assert trace.arrivals[-1] >= 1_800
 
 
 def test_scale_lengths_keeps_the_shape_and_at_least_one_token() -> None:

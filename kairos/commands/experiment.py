@@ -14,7 +14,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "experiment",
         help="run the rate/SLO sweeps, goodput search and ablation; write docs/results.md",
-        description="Run every policy pair over rate and SLO sweeps on the bundled real traces, "
+        description="Run every policy pair over rate and SLO sweeps on the bundled real traces "
+        "and a seeded synthetic long-tail workload, "
         "search DistServe-style goodput, and write OUT/results.md with figures (needs "
         "matplotlib: pip install -e '.[plot]'). Uses every core.",
     )

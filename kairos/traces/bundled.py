@@ -1,7 +1,8 @@
 """Real traces shipped with the package (``data/``, gzipped, see ``data/ATTRIBUTION.md``).
 
-``load_trace`` accepts a bundled name or a file path, so every command that takes a workload
-can take either. Bundled traces are cached: a ``Trace`` is immutable, so sharing one is safe.
+``load_trace`` accepts a bundled name, a named synthetic trace (``synth.SYNTHETIC_TRACES``)
+or a file path, so every command that takes a workload can take any of them. Named traces are
+cached: a ``Trace`` is immutable, so sharing one is safe.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from kairos.traces.loaders import load_file
+from kairos.traces.synth import SYNTHETIC_TRACES
 from kairos.traces.trace import Trace
 
 _AZURE = (
@@ -66,8 +68,8 @@ NAMED_TRACES: dict[str, BundledTrace] = {
 
 
 def available_traces() -> list[str]:
-    """Names accepted by ``load_trace`` besides file paths."""
-    return sorted(NAMED_TRACES)
+    """Names accepted by ``load_trace`` besides file paths (bundled, then synthetic)."""
+    return sorted(NAMED_TRACES) + sorted(SYNTHETIC_TRACES)
 
 
 def parse_bundled(name: str) -> Trace:
@@ -81,14 +83,21 @@ def parse_bundled(name: str) -> Trace:
 _load_bundled = functools.cache(parse_bundled)
 
 
+@functools.cache
+def _load_synthetic(name: str) -> Trace:
+    return SYNTHETIC_TRACES[name].generate(name)
+
+
 def load_trace(name_or_path: str) -> Trace:
     """A bundled trace by name (see ``available_traces()``) or a trace file by path."""
     if name_or_path in NAMED_TRACES:
         return _load_bundled(name_or_path)
+    if name_or_path in SYNTHETIC_TRACES:
+        return _load_synthetic(name_or_path)
     path = Path(name_or_path)
     if path.is_file():
         return load_file(path)
     raise ValueError(
         f"unknown trace {name_or_path!r}: not a file and not a bundled trace; "
-        f"bundled traces are: {', '.join(available_traces())}"
+        f"named traces are: {', '.join(available_traces())}"
     )
