@@ -42,7 +42,8 @@ def add_parser(sub: Any) -> None:
         "--trace",
         required=True,
         metavar="NAME|FILE",
-        help="bundled trace name (azure-conv, azure-code, mooncake-conv) or a file",
+        help="bundled trace name (azure-conv, azure-code, mooncake-conv), a synthetic one "
+        "(synthetic-longtail) or a file",
     )
     w.add_argument(
         "--rate-scale",
