@@ -89,7 +89,8 @@ def _load_synthetic(name: str) -> Trace:
 
 
 def load_trace(name_or_path: str) -> Trace:
-    """A bundled trace by name (see ``available_traces()``) or a trace file by path."""
+    """A bundled or synthetic trace by name (see ``available_traces()``), or a trace file by
+    path."""
     if name_or_path in NAMED_TRACES:
         return _load_bundled(name_or_path)
     if name_or_path in SYNTHETIC_TRACES:

@@ -98,7 +98,6 @@ class SyntheticSpec:
     input_dist: LogNormal
     output_dist: LogNormal
     seed: int
-    description: str
 
     def generate(self, name: str) -> Trace:
         trace = synthetic_trace(
@@ -112,6 +111,7 @@ class SyntheticSpec:
         return replace(trace, name=name)
 
 
+# 14,400 requests over about 3,600 s: the evaluation slices three 600 s windows from it.
 SYNTHETIC_TRACES: dict[str, SyntheticSpec] = {
     "synthetic-longtail": SyntheticSpec(
         n=14_400,
@@ -120,8 +120,6 @@ SYNTHETIC_TRACES: dict[str, SyntheticSpec] = {
         input_dist=LogNormal(1000, 1.0, hi=32_000),
         output_dist=LogNormal(250, 1.0, hi=4_000),
         seed=0,
-        description="seeded synthetic: 14,400 requests over 3,600 s (4 req/s), Poisson, "
-        "long-tailed prompts and outputs (log-normal sigma 1.0), decode-heavy",
     ),
 }
 

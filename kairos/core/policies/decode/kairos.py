@@ -40,9 +40,9 @@ the modes are identical; on Azure conv at the operating rates TPOT attainment mo
 points while p99 ITL grows from 15.9 to 22.7 ms and from 15.7 to 19.8 ms: the slack it
 lends to admissions is gone when the burst lasts, and the lenders then miss too. Where
 decode binds first (``synthetic-longtail``) it loses 12.9 and 18.7 points at the operating
-rates (76.5 -> 63.6, 78.7 -> 60.0). Weighing
-admission against the whole batch as mode A does, with skips only to bring the step back
-within the budget, stayed within 0.9 points of mode A everywhere (not kept: no gain).
+rates (76.5 -> 63.6, 78.7 -> 60.0). Weighing admission against the whole batch as mode A
+does, with skips only to bring the step back within the budget, stayed within 0.9 points of
+mode A on the real traces (not kept: no gain; not run on the synthetic one).
 Mode B reads every running request's slack at each decision, in Python:
 ``benchmarks/policy_overhead.py --rounds 5`` (two runs) gave 95-114 us with 256 running
 (0.41-0.50% of the step) and 141 us with 109 (0.99%), against mode A's 31-33 and 93 us.
@@ -56,8 +56,9 @@ step run a little over the TPOT, so a burst makes every request miss by a little
 that waited (p99 TPOT 81-101 ms). The order of admission is what gains: admitting within the
 same budget in queue order instead of shortest context first kept 69.4% and 70.7% (a
 throwaway patch of ``_shortest_first`` over ``run_point``, three windows), and on Azure conv
-1.2-2.1 points less. Where the instance runs at its capacity for long, no order helps: the decode
-throughput at which TPOT attainment falls to 80% is only 2.5-4.1% above continuous batching's.
+1.2-2.1 points less. Where the instance runs at its capacity for long, no order helps: the
+decode throughput at which TPOT attainment falls to 80% is only 2.5-4.1% above continuous
+batching's.
 
 Cost: the waiting queue is read as numpy columns (``kairos.core.queue_columns``), which the
 runtimes' queues keep as requests come and go, and admission stops at the first request that
