@@ -62,12 +62,13 @@ batching's.
 
 Cost: the waiting queue is read as numpy columns (``kairos.core.queue_columns``), which the
 runtimes' queues keep as requests come and go, and admission stops at the first request that
-does not fit. ``python benchmarks/policy_overhead.py --rounds 20``, 1,000 waiting, as a share
-of the step each decision composes (three runs): 31-32 us with 256 running (0.13-0.14%),
-84-90 us with 109 running and room for one more (0.59-0.63%), 149-242 us for a burst of 115
-admissions into 32 running (1.05-1.70% of the 14.2 ms step they make: over the 1% target).
-The loop over ``Request`` objects this replaced took 114 us and 405 us for the first and last.
-Over a plain list (vLLM's plugin) the columns are built at each decision: 767-1,206 us for the
+does not fit; a class whose shortest candidate does not fit is given up before it is
+ordered. ``python benchmarks/policy_overhead.py --rounds 20``, 1,000 waiting, as a share of
+the step each decision composes (three runs): 31 us with 256 running (0.14%), 62-63 us with
+109 running and room for one more (0.43-0.44%), 147-186 us for a burst of 115 admissions
+into 32 running (1.03-1.30% of the 14.2 ms step they make: over the 1% target). The loop over
+``Request`` objects the columns replaced took 114 us and 405 us for the first and last. Over
+a plain list (vLLM's plugin) the columns are built at each decision: 714-1,045 us for the
 burst.
 
 Limits (measured): where a decode instance runs near its capacity under the budget, the cap
@@ -295,16 +296,24 @@ class KairosDecode:
         step time of the grown batch stays within ``keep * tau + extra``, ``tau`` the
         tightest TPOT in it; an idle instance takes its first regardless of the step time.
         Admission usually stops within a few candidates, so the first ``one_by_one`` are offered
-        one at a time (8: a burst of 115 admissions costs 154 us against 174 us with 32, and
-        one admission the same 85-90 us), the rest in one pass
-        (a burst into an idle instance): the same rule, ``_fits``, either way.
+        one at a time, the rest in one pass (a burst into an idle instance): the same rule,
+        ``_fits``, either way. 8 against 2 and 4 (a throwaway harness over the
+        ``policy_overhead`` instances): 4 to 8 admissions cost 65-96 us instead of 115-165, a
+        burst of 115 4% more, one admission the same.
         """
         if not rows.size:
             return []
         k = self.one_by_one
+        step = self.predictor.decode_step_time
+        if key is not None:
+            # Under load the budget is usually spent: offer the first before ordering the rest.
+            i = int(rows[key.argmin()])
+            tau = min(state.tau_min, float(cols["tau"][i]))
+            if not self._fits(state.size, int(cols["ctx"][i]), tau, state, extra, keep, step):
+                return []
         head = rows[:k] if key is None else rows[_first_in_order(key, k)]
         admitted: list[Request] = []
-        ctxs, taus, step = cols["ctx"], cols["tau"], self.predictor.decode_step_time
+        ctxs, taus = cols["ctx"], cols["tau"]
         for i, ctx, tau_i in zip(
             head.tolist(), ctxs[head].tolist(), taus[head].tolist(), strict=True
         ):
@@ -424,11 +433,8 @@ def _shortest_first(cols: Columns, rows: Rows) -> Rows:
     """A unique key putting ``rows`` shortest context first, queue order among equals:
     shortest first maximises tokens per step under a time budget (unit-value knapsack). A key,
     not a sort: admission usually needs only the first few."""
-    if not rows.size:
-        return rows
-    seq = cols["seq"][rows]
-    low = int(seq.min())
-    key: Rows = cols["ctx"][rows] * (int(seq.max()) - low + 1) + (seq - low)
+    # Contexts and queue positions are below 2**31 and 2**32, so the pair packs in an int64.
+    key: Rows = (cols["ctx"][rows] << 32) | cols["seq"][rows]
     return key
 
 
