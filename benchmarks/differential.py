@@ -14,6 +14,13 @@ loop client sends up to a millisecond or so late (timer granularity, a busy even
 two-core machine), and a request that leaves 1 ms late can miss a prefill batch it would have
 made: that is the client's jitter, not a difference between server and simulator. The
 simulator on the trace's scheduled arrivals is printed too, for reference.
+
+And the server's control plane: the HTTP edge, the hops between the proxy and the prefill
+workers, and the first token's way out to the client cost 1.6-1.8 ms per request on the
+2-core VM, which a simulator of a GPU cluster leaves out. Here the simulator models them
+(``kairos.sim.ControlPlane``, ``kairos sim --control-latency``), each leg set to the median
+this run measured from the request log's and the bench's stamps, as the engine's step times
+come from its profile; the simulator without them is printed too.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,7 +55,7 @@ from kairos.core.slo import SLO
 from kairos.core.snapshot import DecodeView
 from kairos.profiles import DEFAULT_PROFILE, load_profile
 from kairos.serve.clock import MonotonicClock
-from kairos.sim import ClusterConfig, simulate
+from kairos.sim import ClusterConfig, ControlPlane, simulate
 from kairos.sim.workload import build_requests
 from kairos.traces import Trace, cap_lengths, load_trace, slice_count, time_scale
 
@@ -59,6 +66,8 @@ MAX_TTFT_DIFF = 0.05
 # The serve stack and the bench fill both cores of the 2-core VM: 0.37 cores of lint and tests
 # beside a clean-clone CI run pushed the median TTFT excess from ~2.8 to 3.6 ms.
 MAX_FOREIGN_LOAD = 0.25
+# The simulator's default: every message between client, scheduler and instances is free.
+NO_HOPS = ControlPlane()
 
 
 @dataclass
@@ -197,6 +206,11 @@ class Outcome:
     joint_serve: float
     median_ttft_sim: float
     median_ttft_serve: float
+    # The simulator above models the server's control plane (``ControlPlane``, its legs the
+    # medians measured in this run); the same without it (every hop free):
+    control: ControlPlane
+    plain_joint_sim: float
+    plain_median_ttft_sim: float
     # The same from the moment each request entered the proxy's prefill queue, against the
     # simulator fed those moments: the HTTP edge (the bench's send, uvicorn's parse, the
     # admission) left out, the two process hops and the first token's write kept.
@@ -235,6 +249,11 @@ class Outcome:
             f"serve {100 * self.joint_serve:.1f}% (diff {100 * self.joint_diff:+.1f} points)\n"
             f"median TTFT: sim {1e3 * self.median_ttft_sim:.2f} ms, "
             f"serve {1e3 * self.median_ttft_serve:.2f} ms (diff {100 * self.ttft_diff:.1f}%)\n"
+            f"the sim above models the server's control plane, each leg this run's median: "
+            f"{_legs(self.control)}; without it (every hop free): joint "
+            f"{100 * self.plain_joint_sim:.1f}%, median TTFT "
+            f"{1e3 * self.plain_median_ttft_sim:.2f} ms (diff "
+            f"{100 * _relative_diff(self.median_ttft_serve, self.plain_median_ttft_sim):.1f}%)\n"
             f"median TTFT from the proxy's prefill queue (no HTTP edge): sim "
             f"{1e3 * self.queued_ttft_sim:.2f} ms, serve {1e3 * self.queued_ttft_serve:.2f} ms "
             f"(diff {100 * _relative_diff(self.queued_ttft_serve, self.queued_ttft_sim):.1f}%)\n"
@@ -340,10 +359,11 @@ def run_sim(
     prefill: str,
     decode: str,
     inputs: dict[int, Inputs] | None = None,
+    control: ControlPlane = NO_HOPS,
 ) -> list[RequestRecord]:
     """The simulator on ``arrivals``; what each placement read goes into ``inputs``."""
     requests, outputs = build_requests(arrivals, trace.input_tokens, trace.output_tokens, slo)
-    config = ClusterConfig(prefill_instances=instances, decode_instances=instances)
+    config = ClusterConfig(prefill_instances=instances, decode_instances=instances, control=control)
     profile = load_profile(DEFAULT_PROFILE)
 
     def record(r: Request, views: Sequence[DecodeView], index: int) -> None:
@@ -402,8 +422,10 @@ def compare(
     served, bench, replay, foreign = run_serve(trace, slo, instances, prefill, decode, workdir)
     # The bench's arrivals (actual send times, from the trace's time 0), in send order.
     sent = np.maximum.accumulate(np.array([r.arrival for r in bench], dtype=np.float64))
-    sim = run_sim(trace, sent, slo, instances, prefill, decode)
-    scheduled = run_sim(trace, trace.arrivals, slo, instances, prefill, decode)
+    control = measured_control_plane(served, replay)
+    sim = run_sim(trace, sent, slo, instances, prefill, decode, control=control)
+    plain = run_sim(trace, sent, slo, instances, prefill, decode)
+    scheduled = run_sim(trace, trace.arrivals, slo, instances, prefill, decode, control=control)
     # Decisions are compared on the arrivals the scheduler saw: when each request entered
     # the proxy's prefill queue. The HTTP edge delays every request by 0.5 to a few ms, each
     # by a different amount, and a scheduler cannot decide about a request it has not got.
@@ -412,16 +434,24 @@ def compare(
     ]
     inputs: dict[int, Inputs] = {}
     decided = run_sim(
-        trace, np.maximum.accumulate(np.array(queued)), slo, instances, prefill, decode, inputs
+        trace,
+        np.maximum.accumulate(np.array(queued)),
+        slo,
+        instances,
+        prefill,
+        decode,
+        inputs,
+        control=replace(control, ingress=0.0),
     )
     placements = Placements.compare(decided, inputs, served, placement_replay(decode, slo))
     statuses: dict[str, int] = {}
     for r in bench:
         statuses[r.status] = statuses.get(r.status, 0) + 1
     joint = [
-        summarize(recs, num_decode_instances=instances)["joint_attainment"] for recs in (sim, bench)
+        summarize(recs, num_decode_instances=instances)["joint_attainment"]
+        for recs in (sim, bench, plain)
     ]
-    ttft = [_median_ttft(recs) for recs in (sim, bench)]
+    ttft = [_median_ttft(recs) for recs in (sim, bench, plain)]
     lags = replay.lags * 1e3
     joint_scheduled = summarize(scheduled, num_decode_instances=instances)["joint_attainment"]
     reference = (
@@ -435,6 +465,9 @@ def compare(
         joint_serve=joint[1],
         median_ttft_sim=ttft[0],
         median_ttft_serve=ttft[1],
+        control=control,
+        plain_joint_sim=joint[2],
+        plain_median_ttft_sim=ttft[2],
         queued_ttft_sim=_median_ttft(decided),
         queued_ttft_serve=float(
             np.median(
@@ -446,9 +479,31 @@ def compare(
             )
         ),
         statuses=statuses,
-        breakdown=breakdown(sim, served, replay),
+        breakdown=breakdown(sim, served, replay, control),
         reference=reference,
         foreign_load=foreign,
+    )
+
+
+def measured_control_plane(served: dict[int, dict[str, Any]], replay: Replay) -> ControlPlane:
+    """The server's control plane as ``kairos sim`` models it: each leg the median over this
+    run's requests of the stamps that bound it (the request log's and the bench's)."""
+    legs: dict[str, list[float]] = {"ingress": [], "dispatch": [], "report": [], "egress": []}
+    for i, row in served.items():
+        o = replay.outcomes[i]
+        if row["first_sent"] is None or not len(o.token_times):
+            continue
+        legs["ingress"].append(row["queued"] - (replay.origin + o.sent))
+        legs["dispatch"].append(row["prefill_start"] - row["dispatched"])
+        legs["report"].append(row["prefill_seen"] - row["prefill_end"])
+        legs["egress"].append(replay.origin + float(o.token_times[0]) - row["prefill_seen"])
+    return ControlPlane(**{k: max(0.0, float(np.median(v))) for k, v in legs.items() if v})
+
+
+def _legs(control: ControlPlane) -> str:
+    return ", ".join(
+        f"{name} {1e3 * getattr(control, name):.2f} ms"
+        for name in ("ingress", "dispatch", "report", "egress")
     )
 
 
@@ -473,8 +528,14 @@ SEGMENTS = (
 )
 
 
-def breakdown(sim: list[RequestRecord], served: dict[int, dict[str, Any]], replay: Replay) -> str:
-    """Where each request's TTFT goes (median and p90 over requests, ms), against the sim."""
+def breakdown(
+    sim: list[RequestRecord],
+    served: dict[int, dict[str, Any]],
+    replay: Replay,
+    control: ControlPlane,
+) -> str:
+    """Where each request's TTFT goes (median and p90 over requests, ms), against the sim
+    (whose control-plane legs are ``control``'s)."""
     cols: list[list[float]] = [[] for _ in SEGMENTS]
     sim_cols: dict[str, list[float]] = {"queue": [], "prefill": [], "ttft": []}
     for s in sim:
@@ -496,8 +557,8 @@ def breakdown(sim: list[RequestRecord], served: dict[int, dict[str, Any]], repla
         for col, a, b in zip(cols, stamps, stamps[1:], strict=False):
             col.append(b - a)
         assert s.prefill_start is not None and s.ttft is not None
-        sim_cols["queue"].append(s.prefill_start - s.arrival)
-        sim_cols["prefill"].append(s.arrival + s.ttft - s.prefill_start)
+        sim_cols["queue"].append(s.prefill_start - control.dispatch - s.arrival - control.ingress)
+        sim_cols["prefill"].append(s.arrival + s.ttft - control.delivery - s.prefill_start)
         sim_cols["ttft"].append(s.ttft)
 
     def cell(values: list[float]) -> str:

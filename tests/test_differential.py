@@ -20,16 +20,18 @@ What is asserted, and why each bound:
   finish or a KV landing falls between the two runtimes' moments of placement), and one such
   difference changes the state every later placement reads, so an exact match of all of
   them is not a property a real-time server can promise. At least half must match: a coarse
-  bound (76, 75 and 48 of 80 in three runs here, depending on how early the first race
-  comes) that only catches views which differ from the start.
+  bound (80, 80 and 63 of 80 in three runs here with the control plane modelled, 76, 75 and
+  48 before; it depends on how early the first race comes) that only catches views which
+  differ from the start.
 - Joint attainment within 2 points (the issue's bound; 2 points of 80 requests is one).
-- Median TTFT: the server's median at most 3 ms above the simulator's (and not below it by
-  more than 1 ms). The issue asks for 5%, which the server misses: the HTTP edge and the
-  process hops cost 1.5 to 2 ms per request on the two cores this suite runs on (breakdown in
-  docs/serve.md, "Differential check"), 15-20% of the 10 ms median of this slice, and the
-  simulator models neither. A bound in milliseconds states what is claimed (a fixed cost per
-  request, not a growing one: before, the server was 25 to 40 ms slower) and still fails
-  when a queueing or modelling difference appears.
+- Median TTFT within 5% (the issue's bound) of the simulator's, the simulator modelling
+  the server's control plane (``kairos.sim.ControlPlane``: the HTTP edge, the hops to and
+  from the prefill workers and the first token's way out, each leg the median this run
+  measured; 1.6-1.8 ms per request on the two cores this suite runs on, 15-16% of the
+  11 ms median of this slice, which the simulator without them misses by). Three runs:
+  1.2%, 0.6%, 0.2%. The legs are fixed costs per message; the queueing they cause under
+  load (an instance idles a dispatch and a report between batches) is the simulator's to
+  get right, and it fails when it does not.
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ REQUESTS = 80
 RATE_SCALE = 5.0
 SLO_ = SLO(0.05, 0.01)
 MIN_PLACEMENTS_EQUAL = 0.5
-MAX_TTFT_EXCESS_S = 0.003
-MAX_TTFT_DEFICIT_S = 0.001
 
 
 def load_differential() -> ModuleType:
@@ -90,5 +90,4 @@ def test_sim_and_serve_agree(tmp_path: Path) -> None:
     # Informative SLOs: neither side meets every request, neither misses most.
     assert 0.6 <= outcome.joint_sim <= 0.97, report
     assert abs(outcome.joint_diff) <= diff.MAX_JOINT_DIFF, report
-    excess = outcome.median_ttft_serve - outcome.median_ttft_sim
-    assert -MAX_TTFT_DEFICIT_S < excess < MAX_TTFT_EXCESS_S, report
+    assert outcome.ttft_diff < diff.MAX_TTFT_DIFF, report

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kairos.cli import main
 from kairos.core.request import Request, RequestState
 from kairos.core.slo import SLO
-from kairos.sim import ClusterConfig, simulate
+from kairos.sim import ClusterConfig, ControlPlane, simulate
 from kairos.sim.cluster import Cluster
 from kairos.sim.workload import build_requests
 from tests.conftest import make_profile
@@ -56,12 +58,15 @@ def check_invariants(last: list[float]):
     kv_capacity=st.integers(6_000, 60_000),
     max_batch=st.integers(1, 32),
     decode=st.sampled_from(["fcfs", "kairos", "kairos-b"]),
+    control=st.sampled_from([ControlPlane(), ControlPlane(0.0006, 0.0003, 0.0002, 0.0004)]),
 )
-def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch, decode):
+def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch, decode, control):
     arrivals, inputs, outputs = workload(seed, n, rate, 4_000, 300)
     profile = make_profile(kv_capacity_tokens=kv_capacity, max_decode_batch_size=max_batch)
     requests, true_out = build_requests(arrivals, inputs, outputs, SLO_)
-    config = ClusterConfig(prefill_instances=n_p, decode_instances=n_d, seed=seed, noise=0.1)
+    config = ClusterConfig(
+        prefill_instances=n_p, decode_instances=n_d, seed=seed, noise=0.1, control=control
+    )
     hook = check_invariants([0.0])
     seen: list[Cluster] = []
 
@@ -72,7 +77,7 @@ def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch, decode
     def on_place(r: Request, views: object, index: int) -> None:
         # Placement reads the decode views between boundaries, as of their last step.
         assert r.first_token is not None
-        hook(r.first_token, seen[0])
+        hook(r.first_token + control.report, seen[0])
 
     result = simulate(
         requests,
@@ -94,10 +99,13 @@ def test_invariants_hold(seed, n, rate, n_p, n_d, kv_capacity, max_batch, decode
         assert rec.output_tokens == out
         t = rec.token_times
         assert np.all(np.diff(t) > 0), "token times must strictly increase"
-        assert req.arrival <= req.prefill_start <= req.prefill_end == req.first_token == t[0]
+        # The records hold when the client reads each token: ``delivery`` after its emission.
+        emitted = t - control.delivery
+        assert req.arrival <= req.prefill_start <= req.prefill_end == req.first_token
+        np.testing.assert_allclose(req.first_token, emitted[0], rtol=0, atol=1e-12)
         if out > 1:
-            assert req.first_token <= req.kv_start <= req.kv_end <= req.decode_start <= t[1]
-        assert req.finish == t[-1]
+            assert req.first_token <= req.kv_start <= req.kv_end <= req.decode_start <= emitted[1]
+        np.testing.assert_allclose(req.finish, emitted[-1], rtol=0, atol=1e-12)
         # The metrics come from the timeline alone.
         assert rec.ttft == t[0] - req.arrival
         assert rec.tpot == (0.0 if out == 1 else (t[-1] - t[0]) / (out - 1))
@@ -140,6 +148,49 @@ def test_first_token_on_decode_adds_the_hand_off_and_one_step(profile):
     assert len(rec.token_times) == out
     np.testing.assert_allclose(rec.ttft, prefill + transfer + steps[0], rtol=1e-12)
     np.testing.assert_allclose(rec.token_times[-1], prefill + transfer + sum(steps), rtol=1e-12)
+
+
+def test_control_plane_latencies_delay_each_leg(profile):
+    # One request on an idle cluster: every leg adds once; decode starts after the report.
+    prompt, out = 1_000, 50
+    cp = ControlPlane(ingress=0.0006, dispatch=0.0003, report=0.0002, egress=0.0004)
+    requests, true_out = build_requests(np.array([0.0]), np.array([prompt]), np.array([out]), SLO_)
+    base = simulate(requests, true_out, profile, ClusterConfig()).records[0]
+    requests, true_out = build_requests(np.array([0.0]), np.array([prompt]), np.array([out]), SLO_)
+    rec = simulate(requests, true_out, profile, ClusterConfig(control=cp)).records[0]
+    np.testing.assert_allclose(rec.ttft, base.ttft + 0.0015, rtol=0, atol=1e-12)
+    # The hand-off starts once the scheduler hears of the prefill: the first gap grows by it.
+    np.testing.assert_allclose(rec.token_times[1:], base.token_times[1:] + 0.0017, atol=1e-12)
+
+
+def test_control_plane_keeps_a_prefill_instance_between_batches(profile):
+    # One prompt per batch: the second starts a report and a dispatch after the first ended.
+    requests, true_out = build_requests(
+        np.array([0.0, 0.0]), np.array([1_000, 1_000]), np.array([2, 2]), SLO_
+    )
+    cp = ControlPlane(dispatch=0.0003, report=0.0002)
+    config = ClusterConfig(max_prefill_batch_requests=1, control=cp)
+    first, second = simulate(requests, true_out, profile, config).records
+    assert first.prefill_start is not None and second.prefill_start is not None
+    gap = second.prefill_start - first.prefill_start
+    np.testing.assert_allclose(gap, profile.prefill.time_one(1_000) + 0.0005, atol=1e-12)
+    assert first.prefill_start == 0.0003
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("ingres=1", "NAME=MS"),
+        ("ingress", "NAME=MS"),
+        ("ingress=x", "not a number"),
+        ("report=-1", ">= 0"),
+        ("egress=nan", ">= 0"),
+    ],
+)
+def test_control_plane_parse_names_the_problem(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        ControlPlane.parse(text)
+    assert ControlPlane.parse("ingress=0.5, egress=2") == ControlPlane(ingress=0.0005, egress=0.002)
 
 
 def test_a_join_cost_stalls_the_step_the_newcomer_joins_at(profile):
@@ -438,3 +489,17 @@ def test_chunking_lets_a_short_prompt_overtake_a_long_one(profile):
         records = simulate(requests, true_out, profile, config, prefill_policy="kairos").records
         ttft[chunk] = records[1].ttft
     assert ttft[2_000] < 0.5 < ttft[None]
+
+
+def test_cli_control_latency_adds_its_legs_and_names_a_bad_leg(tmp_path, capsys):
+    base = ["sim", "--trace", "azure-conv", "--num-requests", "20", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    legs = "ingress=1,dispatch=2,report=3,egress=4"
+    assert main([*base, "--control-latency", legs, "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in "ab")
+    # An idle cluster at the trace's own rate: every first token is 10 ms later.
+    assert b["median_ttft_ms"] == pytest.approx(a["median_ttft_ms"] + 10.0, abs=1e-6)
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--control-latency", "ingres=1", "--out", str(tmp_path / "c")])
+    assert e.value.code == 2
+    assert "'ingres=1': expected NAME=MS" in capsys.readouterr().err

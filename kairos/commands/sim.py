@@ -14,7 +14,7 @@ from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.slo import SLO
 from kairos.profiles import DEFAULT_PROFILE, load_profile
 from kairos.report import print_comparison, print_summary, write_run
-from kairos.sim import ClusterConfig, simulate
+from kairos.sim import ClusterConfig, ControlPlane, simulate
 from kairos.sim.predictors import PREDICTORS
 from kairos.sim.workload import build_requests
 from kairos.traces import Trace
@@ -110,6 +110,16 @@ def add_parser(sub: Any) -> None:
         metavar="X",
         help="true step times are X times the profile's (tests online correction)",
     )
+    c.add_argument(
+        "--control-latency",
+        type=_control_plane,
+        default=ControlPlane(),
+        metavar="LEG=MS,...",
+        help="fixed latencies of the serving stack's messages, in ms: ingress (client to "
+        "prefill queue), dispatch (prefill decision to the instance), report (an instance's "
+        "tokens to the scheduler), egress (scheduler to client); e.g. kairos serve on a "
+        "2-core host: ingress=0.75,dispatch=0.35,report=0.15,egress=0.5 (default: all 0)",
+    )
     s = p.add_argument_group("scheduling")
     s.add_argument("--prefill-policy", default="fcfs", choices=PREFILL_POLICIES.names())
     s.add_argument("--decode-policy", default="fcfs", choices=DECODE_POLICIES.names())
@@ -141,6 +151,13 @@ def add_parser(sub: Any) -> None:
     )
     o.add_argument("--quiet", action="store_true", help="no progress bar or tables")
     p.set_defaults(func=run)
+
+
+def _control_plane(text: str) -> ControlPlane:
+    try:
+        return ControlPlane.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def workload(args: argparse.Namespace) -> Trace:
@@ -176,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         truth_scale=args.truth_scale,
         prefill_chunk_tokens=args.prefill_chunk,
         first_token_on_decode=args.first_token == "decode",
+        control=args.control_latency,
         seed=args.seed,
     )
     trace = workload(args)

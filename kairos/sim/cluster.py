@@ -79,6 +79,7 @@ class Cluster:
         self.on_place: Callable[[Request, Sequence[DecodeView], int], None] | None = None
         self._chunk = config.prefill_chunk_tokens or 1 << 62
         self._first_on_decode = config.first_token_on_decode
+        self._control = config.control
         # The largest prompt the cluster can ever hold; anything longer is rejected at once.
         self.max_prompt = min(profile.max_context_tokens, profile.kv_capacity_tokens)
 
@@ -98,9 +99,10 @@ class Cluster:
         on_kv_done, on_prefill_done = self._on_kv_done, self._on_prefill_done
         i, n = 0, len(requests)
         now = 0.0
+        ingress = self._control.ingress  # the request reaches the prefill queue this late
         while True:
-            if i < n and (not heap or requests[i].arrival < heap[0][0]):
-                now = requests[i].arrival
+            if i < n and (not heap or requests[i].arrival + ingress < heap[0][0]):
+                now = requests[i].arrival + ingress
                 self._on_arrival(requests[i], now)
                 i += 1
                 if progress is not None and i % 1000 == 0:
@@ -150,6 +152,7 @@ class Cluster:
             self.errors[r.id] = f"rejected by prefill policy {self.prefill_policy.name!r}"
         if not decision.batch:
             return
+        start = now + self._control.dispatch  # the batch reaches the instance
         s = s2 = 0
         budget = self._chunk  # the iteration's token budget (unbounded without chunking)
         batch: list[Request] = []
@@ -165,7 +168,7 @@ class Cluster:
             s2 += take * take + 2 * take * done if done else take * take
             if r.prefill_start is None:
                 inst.kv_used += r.prompt_tokens
-                r.prefill_start = now
+                r.prefill_start = start
                 r.prefill_instance = inst.instance_id
             r.state = RequestState.PREFILLING
             batch.append(r)
@@ -186,7 +189,9 @@ class Cluster:
         inst.takes = takes
         inst.batches += 1
         inst.busy_time += duration
-        self.events.push(now + duration, PREFILL_DONE, inst, (duration, s, s2))
+        # The instance is free again once the scheduler hears that the batch ended.
+        heard = start + duration + self._control.report
+        self.events.push(heard, PREFILL_DONE, inst, (duration, s, s2))
 
     def _dequeue(self, inst: PrefillInstance, r: Request) -> None:
         if r.prefill_start is None:
@@ -202,6 +207,7 @@ class Cluster:
         batch, inst.batch = inst.batch, []
         takes, inst.takes = inst.takes, []
         inst.busy = False
+        end = now - self._control.report  # when the instance emitted the tokens
         views = self.decode
         synced = False
         for r, take in zip(batch, takes, strict=True):
@@ -210,18 +216,18 @@ class Cluster:
                 r.state = RequestState.WAITING_PREFILL
                 inst.resumed.append(r, r.prompt_tokens)
                 continue
-            r.prefill_end = now  # with the first token on decode, its deadlines run from here
+            r.prefill_end = end  # with the first token on decode, its deadlines run from here
             if not self._first_on_decode:
-                r.first_token = now
+                r.first_token = end
                 r.output_tokens = 1  # the prefill emits the first token
             if r.output_tokens == self._true_output[r.id]:
                 inst.kv_used -= r.prompt_tokens
-                r.finish = now
+                r.finish = end
                 r.state = RequestState.FINISHED
                 continue
-            if not synced and self._several_decode:  # views as of their last completed step
+            if not synced and self._several_decode:  # views as of the last step reported
                 for view in views:
-                    view.advance_to(now)
+                    view.advance_to(end)
                 synced = True
             d = self.decode_policy.place(r, views, now)
             if self.on_place is not None:

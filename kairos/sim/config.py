@@ -2,7 +2,60 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlane:
+    """Fixed latencies of the messages between the client, the scheduler and the instances,
+    in seconds (all 0 by default: next to a GPU's steps a cluster's RPCs are small).
+
+    A serving stack on one host pays a fraction of a millisecond per hop
+    (``benchmarks/differential.py`` measures ``kairos serve``'s on each run), and the
+    prefill instances pay two of them per batch: the batch reaches the instance
+    ``dispatch`` after the decision, and the scheduler hears that it ended ``report``
+    after, only then freeing the instance, placing its requests and deciding again.
+    Not modelled: the hand-off's own hop to the decode instance, and the decode
+    instances' reports to the scheduler (placement reads them as of ``report`` ago, but a
+    boundary already simulated in between stays applied).
+    """
+
+    ingress: float = 0.0  # client sends -> the request is in the prefill queue
+    dispatch: float = 0.0  # a prefill decision -> its batch starts on the instance
+    report: float = 0.0  # an instance emits tokens -> the scheduler reads them
+    egress: float = 0.0  # the scheduler reads a token -> the client reads it
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not (value >= 0.0 and math.isfinite(value)):
+                raise ValueError(f"control-plane latency {f.name} must be >= 0, got {value} s")
+
+    @property
+    def delivery(self) -> float:
+        """From an instance's emitting a token to the client's reading it."""
+        return self.report + self.egress
+
+    @classmethod
+    def parse(cls, text: str) -> ControlPlane:
+        """``ingress=0.6,dispatch=0.3,...`` in milliseconds (legs left out are 0)."""
+        legs: dict[str, float] = {}
+        names = {f.name for f in fields(cls)}
+        for item in filter(None, (x.strip() for x in text.split(","))):
+            name, sep, value = item.partition("=")
+            if not sep or name.strip() not in names:
+                raise ValueError(
+                    f"control-plane latency {item!r}: expected NAME=MS with NAME one of "
+                    f"{', '.join(sorted(names))}"
+                )
+            try:
+                legs[name.strip()] = float(value) / 1e3
+            except ValueError:
+                raise ValueError(
+                    f"control-plane latency {item!r}: {value!r} is not a number"
+                ) from None
+        return cls(**legs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +81,7 @@ class ClusterConfig:
     # token, the first one after the KV hand-off and its first step with the request. The
     # profile's KV transfer model is then the measured hand-off (``kairos profile --handoff``).
     first_token_on_decode: bool = False
+    control: ControlPlane = ControlPlane()
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -70,7 +70,11 @@ def simulate(
     start = time.process_time()
     end = cluster.run(requests, progress, on_event)
     records = build_records(
-        requests, cluster.decode, cluster.errors, first_token_on_decode=config.first_token_on_decode
+        requests,
+        cluster.decode,
+        cluster.errors,
+        first_token_on_decode=config.first_token_on_decode,
+        delivery=config.control.delivery,
     )
     cpu = time.process_time() - start
     return SimResult(
@@ -116,11 +120,14 @@ def build_records(
     errors: dict[int, str],
     *,
     first_token_on_decode: bool = False,
+    delivery: float = 0.0,
 ) -> list[RequestRecord]:
     """One record per request; token times are gathered in one vectorised pass.
 
     With ``first_token_on_decode`` every token is a decode step's (``first_token`` only
-    notes when the first of them came); otherwise prefill emitted the first token."""
+    notes when the first of them came); otherwise prefill emitted the first token. The
+    records hold the times the client reads the tokens: ``delivery`` after the instances
+    emit them (``ControlPlane.delivery``)."""
     # One table of every time a token can have: first tokens, then each instance's step ends.
     prefill_first = [None if first_token_on_decode else r.first_token for r in requests]
     firsts = np.array([np.nan if t is None else t for t in prefill_first])
@@ -149,6 +156,8 @@ def build_records(
     first_pos = np.cumsum(count_arr) - count_arr
     index = np.repeat(np.array(starts, dtype=np.int64) - first_pos, count_arr) + np.arange(total)
     flat = np.concatenate(tables)[index]
+    if delivery:
+        flat += delivery
     records = []
     pos = 0
     for r in requests:
