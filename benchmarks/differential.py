@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -501,10 +501,7 @@ def measured_control_plane(served: dict[int, dict[str, Any]], replay: Replay) ->
 
 
 def _legs(control: ControlPlane) -> str:
-    return ", ".join(
-        f"{name} {1e3 * getattr(control, name):.2f} ms"
-        for name in ("ingress", "dispatch", "report", "egress")
-    )
+    return ", ".join(f"{f.name} {1e3 * getattr(control, f.name):.2f} ms" for f in fields(control))
 
 
 def _relative_diff(serve: float, sim: float) -> float:

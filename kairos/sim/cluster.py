@@ -190,8 +190,8 @@ class Cluster:
         inst.batches += 1
         inst.busy_time += duration
         # The instance is free again once the scheduler hears that the batch ended.
-        heard = start + duration + self._control.report
-        self.events.push(heard, PREFILL_DONE, inst, (duration, s, s2))
+        end = start + duration
+        self.events.push(end + self._control.report, PREFILL_DONE, inst, (end, duration, s, s2))
 
     def _dequeue(self, inst: PrefillInstance, r: Request) -> None:
         if r.prefill_start is None:
@@ -200,14 +200,13 @@ class Cluster:
             inst.resumed.discard(r.id)
 
     def _on_prefill_done(
-        self, now: float, inst: PrefillInstance, info: tuple[float, int, int]
+        self, now: float, inst: PrefillInstance, info: tuple[float, float, int, int]
     ) -> None:
-        duration, s, s2 = info
+        end, duration, s, s2 = info  # ``end``: when the instance emitted the tokens
         self.predictor.observe_prefill(duration, s, s2)
         batch, inst.batch = inst.batch, []
         takes, inst.takes = inst.takes, []
         inst.busy = False
-        end = now - self._control.report  # when the instance emitted the tokens
         views = self.decode
         synced = False
         for r, take in zip(batch, takes, strict=True):
