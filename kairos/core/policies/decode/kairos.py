@@ -62,14 +62,18 @@ batching's.
 
 Cost: the waiting queue is read as numpy columns (``kairos.core.queue_columns``), which the
 runtimes' queues keep as requests come and go, and admission stops at the first request that
-does not fit; a class whose shortest candidate does not fit is given up before it is
-ordered. ``python benchmarks/policy_overhead.py --rounds 20``, 1,000 waiting, as a share of
-the step each decision composes (three runs): 31 us with 256 running (0.14%), 62-63 us with
-109 running and room for one more (0.43-0.44%), 147-186 us for a burst of 115 admissions
-into 32 running (1.03-1.30% of the 14.2 ms step they make: over the 1% target). The loop over
-``Request`` objects the columns replaced took 114 us and 405 us for the first and last. Over
-a plain list (vLLM's plugin) the columns are built at each decision: 714-1,045 us for the
-burst.
+does not fit. A class is not ordered when its shortest candidate does not fit, nor when a
+second copy of it would not (then it is the only one admitted: ``_admit``).
+``python benchmarks/policy_overhead.py --rounds 20``, 1,000 waiting, as a share of the step
+each decision composes (six runs): 25-26 us with 256 running (0.11%), 39-41 us with 109
+running and room for one more (0.27-0.29%), 121-143 us for a burst of 115 admissions into 32
+running (0.85-1.00% of the 14.2 ms step they make). One run of the six was slower throughout
+(64 us with 109 running, 177 us, 1.24%, for the burst): the figures are the best of 20
+rounds on a shared two-core machine. Before the copy check (and with the running batch's
+tightest TPOT read with a set lookup per request) they were 31, 62-63 and 147-186 us; the
+loop over ``Request`` objects the columns replaced took 114 us and 405 us for the first and
+last. Over a plain list (vLLM's plugin) the columns are built at each decision: 683-784 us
+for the burst.
 
 Limits (measured): where a decode instance runs near its capacity under the budget, the cap
 loses to continuous batching. On Azure conv at x5.5 (``kairos sim --trace azure-conv
@@ -185,7 +189,12 @@ class KairosDecode:
             size=len(view.running) - len(preempt) + view.transferring,
             kv=view.kv_capacity_tokens - view.kv_free_tokens - freed,
             free=view.kv_free_tokens + freed,
-            tau_min=min((r.tpot_slo for r in view.running if r.id not in gone), default=INF),
+            tau_min=min(
+                (r.tpot_slo for r in view.running if r.id not in gone)
+                if gone
+                else (r.tpot_slo for r in view.running),
+                default=INF,
+            ),
             max_batch=view.max_batch_size,
         )
         step = self.predictor.decode_step_time
@@ -210,7 +219,7 @@ class KairosDecode:
         admit = self._admit(cols, due, None, state, allowance, keep)
         due_in = due[: len(admit)]
         # Rows not to offer again: due ones admitted, and the reservation (not in a class).
-        taken = np.concatenate((due_in, reserved))
+        taken = np.concatenate((due_in, reserved)) if due_in.size or reserved.size else NO_ROWS
         if reserved.size and not np.isin(reserved, due_in).any():
             admit += self._admit(cols, reserved, None, state, INF, keep)
         if not spent:
@@ -295,11 +304,16 @@ class KairosDecode:
         headroom and, unless ``extra`` is infinite (the reservation), when the predicted
         step time of the grown batch stays within ``keep * tau + extra``, ``tau`` the
         tightest TPOT in it; an idle instance takes its first regardless of the step time.
-        Admission usually stops within a few candidates, so the first ``one_by_one`` are offered
-        one at a time, the rest in one pass (a burst into an idle instance): the same rule,
-        ``_fits``, either way. 8 against 2 and 4 (a throwaway harness over the
-        ``policy_overhead`` instances): 4 to 8 admissions cost 65-96 us instead of 115-165, a
-        burst of 115 4% more, one admission the same.
+        Ordered by ``key`` (shortest context first), the shortest candidate bounds every later
+        one: the step time, memory and batch size only grow with the batch and its context,
+        so when a second copy of it would not fit beside it, it is the only one admitted and
+        the rest are never ordered (one admission under load). Admission usually stops within
+        a few candidates, so the first ``one_by_one`` are offered one at a time, the rest in
+        one pass (a burst into an idle instance): the same rule, ``_fits``, either way. 8
+        against 2 and 4 (a throwaway harness over the ``policy_overhead`` instances): 4 to 8
+        admissions cost 65-96 us instead of 115-165, a burst of 115 4% more, one admission the
+        same. (Bounding the pass by how many copies of the shortest fit instead was slower: a
+        short shortest bounds little, and 4 admissions cost 121 us instead of 66.)
         """
         if not rows.size:
             return []
@@ -308,9 +322,18 @@ class KairosDecode:
         if key is not None:
             # Under load the budget is usually spent: offer the first before ordering the rest.
             i = int(rows[key.argmin()])
+            ctx = int(cols["ctx"][i])
             tau = min(state.tau_min, float(cols["tau"][i]))
-            if not self._fits(state.size, int(cols["ctx"][i]), tau, state, extra, keep, step):
+            if not self._fits(state.size, ctx, tau, state, extra, keep, step):
                 return []
+            # Every later candidate has at least its context, so if a second copy of it would
+            # not fit beside it (the step time grows with the batch and its context), none
+            # does: it is the only one admitted, and the rest need no order.
+            if rows.size == 1 or not self._fits(
+                state.size + 1, 2 * ctx, tau, state, extra, keep, step
+            ):
+                state.add(1, ctx, tau)
+                return [cols.requests[i]]
         head = rows[:k] if key is None else rows[_first_in_order(key, k)]
         admitted: list[Request] = []
         ctxs, taus = cols["ctx"], cols["tau"]
@@ -331,10 +354,13 @@ class KairosDecode:
         fits = self._fits(
             size, added, tau_rest, state, extra, keep, self.predictor.decode_step_times
         )
-        n = rest.size if fits.all() else int(np.argmin(fits))
+        n = int(fits.argmin())  # the first that does not fit, if any
+        if fits[n]:
+            n = rest.size
         if n:
             state.add(n, int(added[n - 1]), float(tau_rest[n - 1]))
-        return admitted + [cols.requests[i] for i in rest[:n].tolist()]
+        requests = cols.requests
+        return admitted + [requests[i] for i in rest[:n].tolist()]
 
     def _fits(
         self,
