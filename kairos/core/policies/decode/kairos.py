@@ -182,6 +182,8 @@ class KairosDecode:
             return DecodeDecision(preempt=preempt)
         cols = columns_of(view.waiting, DECODE_FIELDS)
         gone = {r.id for r in preempt}
+        # The running requests that stay (no pass when nothing is preempted, the common case).
+        live = [r for r in view.running if r.id not in gone] if gone else view.running
         freed = sum(r.prompt_tokens + view.generated(r) for r in preempt)
         # K of the batch that will run: everything held or reserved (running and transfers
         # in flight) less what preemption frees.
@@ -189,12 +191,7 @@ class KairosDecode:
             size=len(view.running) - len(preempt) + view.transferring,
             kv=view.kv_capacity_tokens - view.kv_free_tokens - freed,
             free=view.kv_free_tokens + freed,
-            tau_min=min(
-                (r.tpot_slo for r in view.running if r.id not in gone)
-                if gone
-                else (r.tpot_slo for r in view.running),
-                default=INF,
-            ),
+            tau_min=min((r.tpot_slo for r in live), default=INF),
             max_batch=view.max_batch_size,
         )
         step = self.predictor.decode_step_time
@@ -212,7 +209,7 @@ class KairosDecode:
         # slower steps cost them nothing once they are ahead of their deadlines.
         allowance = 0.0
         if due.size:
-            slacks = (self.slack(view, r, now) for r in view.running if r.id not in gone)
+            slacks = (self.slack(view, r, now) for r in live)
             # Requests already behind their deadlines have nothing left to protect.
             allowance = min((s for s in slacks if s >= 0.0), default=INF)
             allowance /= self.slack_horizon
