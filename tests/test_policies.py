@@ -440,9 +440,10 @@ def waiting_case(i: int, prompt: int, out: int, age: float, ttft: float, tpot: f
     max_batch=st.sampled_from([8, 64, 512]),
     tpot=st.sampled_from([0.01, 0.03, 0.2]),
     one_by_one=st.sampled_from([0, 3, 32]),
+    preempted=st.integers(0, 4),
 )
 def test_kairos_decode_admission_matches_the_one_at_a_time_rules(
-    running, waiting, capacity, max_batch, tpot, one_by_one
+    running, waiting, capacity, max_batch, tpot, one_by_one, preempted
 ):
     pred = predictor()
     policy = DECODE_POLICIES.create("kairos", predictor=pred, reserve_after=100.0)
@@ -464,6 +465,20 @@ def test_kairos_decode_admission_matches_the_one_at_a_time_rules(
     for r in wait:
         book.enqueue(r)
     assert policy.schedule(book, now=10.0).admit == expected
+    # Requests with output that were preempted wait at the front of the queue (vLLM's rule),
+    # which numbers them below zero: they are still admitted shortest context first.
+    book = DecodeBook(0, kv_capacity_tokens=view.kv_capacity_tokens, max_batch_size=max_batch)
+    for r in run:
+        book.enqueue(r)
+        book.admit(r)
+        book.join(r)
+    back = [r for r in wait if r.output_tokens][:preempted]
+    for r in wait:
+        if r not in back:
+            book.enqueue(r)
+    for r in back:
+        book.requeue(r)
+    assert policy.schedule(book, now=10.0).admit == reference_decode_admission(policy, book, 10.0)
 
 
 def test_kairos_decode_admits_due_first_tokens_earliest_deadline_first():

@@ -452,12 +452,18 @@ class KairosDecode:
         return best
 
 
+SEQ_OFFSET = 1 << 31
+
+
 def _shortest_first(cols: Columns, rows: Rows) -> Rows:
     """A unique key putting ``rows`` shortest context first, queue order among equals:
     shortest first maximises tokens per step under a time budget (unit-value knapsack). A key,
     not a sort: admission usually needs only the first few."""
-    # Contexts and queue positions are below 2**31 and 2**32, so the pair packs in an int64.
-    key: Rows = (cols["ctx"][rows] << 32) | cols["seq"][rows]
+    # Contexts are below 2**31 and queue positions within +-2**31 (negative at the front, where
+    # preempted requests re-enter), so the context and the offset position pack in an int64.
+    # Without the offset a front position's sign bits swamped the context: every preempted
+    # request sorted first whatever its length.
+    key: Rows = (cols["ctx"][rows] << 32) | (cols["seq"][rows] + SEQ_OFFSET)
     return key
 
 
