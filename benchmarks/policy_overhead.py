@@ -4,6 +4,11 @@ being scheduled (about 200 microseconds or less).
 
     python benchmarks/policy_overhead.py [--repeat 200] [--rounds 5]
 
+Decode is timed on the queues the simulator and the server keep, and through the vLLM
+scheduler plugin's views (``kairos.integrations.vllm.views``, over stand-ins for vLLM's
+requests, so vLLM need not be installed): mirroring vLLM's running and waiting requests into
+the view is part of that decision's cost.
+
 Each figure is the best of ``rounds`` rounds of ``repeat`` calls: on a shared machine the
 minimum is the cost of the code, the rest is other work.
 """
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +28,35 @@ from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
 from kairos.core.queue_columns import PREFILL_FIELDS
 from kairos.core.request import Request
 from kairos.core.slo import SLO
-from kairos.core.static_views import StaticDecodeView, StaticPrefillView
+from kairos.core.static_views import StaticPrefillView
+from kairos.integrations.vllm.views import (
+    XARG_PREFILLED,
+    XARG_TPOT,
+    DecodeQueue,
+    DecodeState,
+    RequestMirror,
+)
 from kairos.profiles import DEFAULT_PROFILE, load_profile
 from kairos.traces import load_trace
+
+
+@dataclass
+class _Params:
+    extra_args: dict[str, Any]
+
+
+@dataclass
+class VllmStandIn:
+    """What the plugin reads of a ``vllm.v1.request.Request``."""
+
+    request_id: str
+    num_prompt_tokens: int
+    sampling_params: _Params
+    num_output_tokens: int = 0
+    arrival_time: float = 0.0
+    num_computed_tokens: int = 0
+    num_preemptions: int = 0
+    max_tokens: int = 16
 
 
 def per_call(fn, repeat: int, rounds: int) -> float:
@@ -101,25 +134,57 @@ def main() -> None:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if kairos.schedule(book(mid), now).admit else (lo, mid)
     small = book(32)
-    # The 32-running instance over plain lists (vLLM's scheduler plugin): the policy builds
-    # the queue's columns itself at each decision.
-    listed = StaticDecodeView(waiting, running[:32], kv_capacity_tokens=10**7)
     cases = [(dview, "256 running"), (book(lo), f"{lo} running"), (small, "32 running")]
-    for view, label in [*cases, (listed, "32 running, lists")]:
+
+    def report(name: str, label: str, view: Any, admit: list[Request], t: float) -> None:
+        # The step this decision schedules: the running batch with what it admits.
+        step = pred.decode_step_time(
+            len(view.running) + len(admit), view.kv_tokens + sum(r.context_tokens for r in admit)
+        )
+        print(
+            f"decode  {name + ', ' + label:36s} {t * 1e6:8.1f} us per decision "
+            f"({100 * t / step:.2f}% of a {step * 1e3:.1f} ms step; admits {len(admit)})"
+        )
+
+    for view, label in cases:
         for name in DECODE_POLICIES.names():
             policy = DECODE_POLICIES.create(name, predictor=pred)
             t = per_call(lambda p=policy, v=view: p.schedule(v, now), args.repeat, args.rounds)
             admit = policy.schedule(view, now).admit
-            admitted = len(admit)
-            # The step this decision schedules: the running batch with what it admits.
-            step = pred.decode_step_time(
-                len(view.running) + admitted,
-                view.kv_tokens + sum(r.context_tokens for r in admit),
+            report(name, label, view, admit, t)
+
+    # The same 32-running instance inside vLLM (``KairosDecodeScheduler``): each decision
+    # refreshes the running requests' mirrors, syncs the kept waiting queue with vLLM's
+    # candidates (unchanged here, the steady state between arrivals) and builds the view.
+    def stand_in(r: Request) -> VllmStandIn:
+        xargs = {XARG_TPOT: r.tpot_slo, XARG_PREFILLED: r.decode_anchor}
+        v = VllmStandIn(f"v{r.id}", r.prompt_tokens, _Params(xargs))
+        v.num_output_tokens = r.output_tokens
+        return v
+
+    vrunning = [stand_in(r) for r in running[:32]]
+    vwaiting = [stand_in(r) for r in waiting]
+    kv_free = 10**7 - small.kv_tokens
+    for name in DECODE_POLICIES.names():
+        policy = DECODE_POLICIES.create(name, predictor=pred)
+        mirror = RequestMirror(slo)
+        for v, r in zip(vrunning, running, strict=False):  # first tokens as in the book
+            mirror.get(v).first_token = r.first_token
+        queue = DecodeQueue(mirror)
+
+        def plugin_view(m: RequestMirror = mirror, q: DecodeQueue = queue) -> DecodeState:
+            return DecodeState(
+                running=[m.get(v, now) for v in vrunning],
+                waiting=q.sync(vwaiting),
+                transferring=0,
+                kv_capacity_tokens=10**7,
+                kv_free_tokens=kv_free,
+                max_batch_size=512,
             )
-            print(
-                f"decode  {name + ', ' + label:32s} {t * 1e6:8.1f} us per decision "
-                f"({100 * t / step:.2f}% of a {step * 1e3:.1f} ms step; admits {admitted})"
-            )
+
+        t = per_call(lambda p=policy, f=plugin_view: p.schedule(f(), now), args.repeat, args.rounds)
+        view = plugin_view()
+        report(name, "32 running, vLLM plugin", view, policy.schedule(view, now).admit, t)
 
 
 if __name__ == "__main__":

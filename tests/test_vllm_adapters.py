@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kairos.core.latency.predictor import Predictor
 from kairos.core.latency.profile import Profile
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES
+from kairos.core.queue_columns import DECODE_FIELDS, Columns
 from kairos.core.slo import SLO
 from kairos.integrations.vllm.proxy import Backend, ProxyState, create_proxy_app
 from kairos.integrations.vllm.views import (
@@ -25,10 +29,12 @@ from kairos.integrations.vllm.views import (
     XARG_PREFILLED,
     XARG_TPOT,
     XARG_TTFT,
+    DecodeQueue,
     DecodeState,
     PrefillState,
     RequestMirror,
 )
+from tests.conftest import make_profile
 
 
 @dataclass
@@ -143,6 +149,74 @@ def test_decode_state_feeds_the_decode_policy_its_budget(profile: Profile) -> No
     fcfs = DECODE_POLICIES.create("fcfs", predictor=predictor).schedule(view, now)
     assert len(kairos.admit) == 1
     assert len(fcfs.admit) == 20
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sets(st.integers(0, 29), max_size=30), st.sets(st.integers(0, 29))),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_kept_decode_queue_reads_as_the_candidates_read_afresh(
+    steps: list[tuple[set[int], set[int]]],
+) -> None:
+    """The plugin's kept queue, synced step after step with a changing candidate set (some
+    requests run and come back preempted, with output), holds exactly the candidates, and
+    its kept columns give the decisions that columns built afresh from them give."""
+    tpot = 0.02
+    vreqs = [
+        _req(f"v{i}", 100 + 37 * i, **{XARG_TPOT: tpot, XARG_PREFILLED: 5.0}) for i in range(30)
+    ]
+    mirror = RequestMirror(SLO(1.0, 0.1))
+    kept = DecodeQueue(mirror)
+    predictor = Predictor.from_profile(make_profile())
+    for present, ran in steps:
+        for i in ran - present:  # ran while away; back as preempted, holding its output
+            vreqs[i].num_output_tokens += 3
+            vreqs[i].num_preemptions += 1
+        candidates = [vreqs[i] for i in sorted(present)]
+        queue = kept.sync(candidates)
+        fresh = [mirror.get(v) for v in candidates]
+        assert {r.id for r in queue} == {r.id for r in fresh}
+        assert queue.tokens == sum(r.context_tokens for r in fresh)
+        # The same requests as a plain list in the kept queue's order: the policy builds
+        # their columns itself (``Columns.of``), as it did inside vLLM before the kept queue.
+        listed = list(queue)
+        cols, ref = queue.columns, Columns.of(DECODE_FIELDS, listed)
+        assert cols is not None
+        order = np.argsort(cols["seq"])
+        for name in DECODE_FIELDS:
+            assert cols[name][order].tolist() == ref[name].tolist()
+        states = [
+            DecodeState(
+                running=[],
+                waiting=w,
+                transferring=0,
+                kv_capacity_tokens=20_000,
+                kv_free_tokens=20_000,
+                max_batch_size=8,
+            )
+            for w in (queue, listed)
+        ]
+        for name in ("kairos", "fcfs"):
+            policy = DECODE_POLICIES.create(name, predictor=predictor)
+            a, b = (policy.schedule(state, 6.0) for state in states)
+            assert [r.id for r in a.admit] == [r.id for r in b.admit]
+
+
+def test_kept_decode_queue_puts_a_preempted_request_first() -> None:
+    mirror = RequestMirror(SLO(1.0, 0.1))
+    kept = DecodeQueue(mirror)
+    a, b = _req("a", 10, **{XARG_PREFILLED: 1.0}), _req("b", 10, **{XARG_PREFILLED: 1.0})
+    kept.sync([a])
+    a.num_output_tokens, a.num_preemptions = 4, 1
+    assert [r.id for r in kept.sync([])] == []
+    queue = kept.sync([b, a])  # a ran, was preempted and is back
+    assert [mirror.source(r).request_id for r in queue] == ["a", "b"]
+    assert queue.tokens == 14 + 10
+    assert np.array_equal(np.sort(queue.columns["out"]), [0, 4])  # type: ignore[index]
 
 
 # --- the proxy -----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from kairos.core.latency.predictor import Predictor  # noqa: E402
 from kairos.core.policies import DECODE_POLICIES, PREFILL_POLICIES  # noqa: E402
 from kairos.core.slo import SLO  # noqa: E402
 from kairos.integrations.vllm.views import (  # noqa: E402
+    DecodeQueue,
     DecodeState,
     PrefillState,
     RequestMirror,
@@ -245,12 +246,7 @@ class KairosDecodeScheduler(_DecodeTiming):
         )
         # Requests the policy admitted that have not started running (KV may be arriving).
         self._kairos_admitted: set[str] = set()
-
-    def _loading(self, v: Any) -> bool:
-        return bool(
-            v.status == RequestStatus.WAITING_FOR_REMOTE_KVS
-            and v.request_id not in self.finished_recving_kv_req_ids
-        )
+        self._kairos_queue = DecodeQueue(self.kairos_mirror)
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         now = time.time()
@@ -259,19 +255,26 @@ class KairosDecodeScheduler(_DecodeTiming):
         admitted = self._kairos_admitted
         running_ids = {v.request_id for v in self.running}
         admitted &= set(self.requests) - running_ids
-        queued = list(self.kv_holding_waiting) + list(self.waiting)
-        candidates = [v for v in queued if v.request_id not in admitted and not self._loading(v)]
+        # One pass over vLLM's queues: the candidates (neither admitted already nor with KV
+        # still arriving), and the blocks they hold (an async KV pull allocates them).
+        received = self.finished_recving_kv_req_ids
+        candidates = []
+        held = 0
+        for queue in (self.kv_holding_waiting, self.waiting):
+            for v in queue:
+                if v.request_id in admitted:
+                    continue
+                remote = v.status == RequestStatus.WAITING_FOR_REMOTE_KVS
+                if remote and v.request_id not in received:
+                    continue  # loading
+                candidates.append(v)
+                if remote or v.num_computed_tokens > 0:
+                    held += v.num_prompt_tokens + v.num_output_tokens
+        waiting = self._kairos_queue.sync(candidates)
         # Refreshed every step, so a first token is dated by the step that emitted it.
         running = [mirror.get(v, self._kairos_last_update) for v in self.running]
         if not candidates:
             return self._schedule_and_measure(args, kwargs)
-        held = 0  # blocks already allocated to candidates (an async KV pull allocates them)
-        waiting = []
-        for v in candidates:
-            r = mirror.get(v)
-            waiting.append(r)
-            if v.num_computed_tokens > 0 or v.status == RequestStatus.WAITING_FOR_REMOTE_KVS:
-                held += r.prompt_tokens + r.output_tokens
         view = DecodeState(
             running=running,
             waiting=waiting,

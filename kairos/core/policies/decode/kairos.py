@@ -72,8 +72,12 @@ running (0.85-1.00% of the 14.2 ms step they make). One run of the six was slowe
 rounds on a shared two-core machine. Before the copy check (and with the running batch's
 tightest TPOT read with a set lookup per request) they were 31, 62-63 and 147-186 us; the
 loop over ``Request`` objects the columns replaced took 114 us and 405 us for the first and
-last. Over a plain list (vLLM's plugin) the columns are built at each decision: 683-784 us
-for the burst.
+last. Inside vLLM (``KairosDecodeScheduler``) the candidates are kept as such a queue across
+steps too (``kairos.integrations.vllm.views.DecodeQueue``): the plugin's whole decision for
+the burst, its request mirrors and view included, takes 93-96 us (0.66-0.68%; three runs on
+a machine about 2.4 times faster than the one above, where the burst over the simulator's
+queue takes 52-53 us). Rebuilding the columns from vLLM's list at each step, as it did
+before, cost 346 us there for the policy alone and about 540 us with the mirrors.
 
 Limits (measured): where a decode instance runs near its capacity under the budget, the cap
 loses to continuous batching. On Azure conv at x5.5 (``kairos sim --trace azure-conv
