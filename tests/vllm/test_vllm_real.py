@@ -69,10 +69,13 @@ class Stack:
         raise RuntimeError("kairos serve --engine vllm did not start in time")
 
     def records(self, role: str) -> list[dict[str, object]]:
+        """The decisions the ``role`` instance's plugin logged, in order."""
         path = self.sched / f"{role}0.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line]
+        # The policy's decisions; the plugins also log each timed step (``"step"``).
+        lines = (json.loads(line) for line in path.read_text().splitlines() if line)
+        return [record for record in lines if "step" not in record]
 
     def stop(self) -> None:
         os.killpg(self.proc.pid, signal.SIGTERM)
