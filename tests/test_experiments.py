@@ -138,3 +138,20 @@ def test_throughput_at_tpot_interpolates_the_crossing_and_names_bounds():
     assert _relative((110.0, 0, "at least"), (100.0, 0, "at")) == ">= +10.0%"
     assert _relative((90.0, 0, "at"), (100.0, 0, "at least")) == "<= -10.0%"
     assert _relative((110.0, 0, "at least"), (100.0, 0, "at least")) == "-"
+
+
+def test_slo_sweep_and_cdfs_run_on_the_smallest_cluster_asked_for(monkeypatch):
+    """``kairos experiment --instances 2`` (no 1P1D): both run on 2P2D instead of failing
+    on the missing 1P1D operating rate."""
+    from kairos.experiments import sweeps, workloads
+    from kairos.experiments.results import _slo_section
+
+    tiny = Workload("tiny", "azure-conv", 0.5, 0.015, 60.0, (4.0, 6.0))
+    monkeypatch.setitem(workloads.WORKLOADS, "tiny", tiny)
+    monkeypatch.setattr(sweeps, "run_all", lambda points, job=run_point: map(job, points))
+    rates = {("tiny", 2): 6.0}
+    rows = sweeps.slo_sweep(["tiny"], {"tiny": 6.0}, [0], 2, scales=(1.0,))
+    assert rows and {r["instances"] for r in rows} == {2}
+    assert _slo_section(rows, rates)[0].startswith("## SLO scale sweep (2P2D,")
+    cdfs = sweeps.latency_cdfs(["tiny"], rates, instances=2)
+    assert {r["instances"] for r in cdfs} == {2}

@@ -39,7 +39,9 @@ def run_everything(
     rows = sweeps.rate_sweep(workloads, instances, seeds)
     rates = {(w, n): sweeps.operating_rate(rows, w, n) for w in workloads for n in instances}
     log("SLO sweep ...")
-    slo_rows = sweeps.slo_sweep(workloads, {w: rates[(w, 1)] for w in workloads}, seeds)
+    # On the smallest cluster asked for (1P1D unless --instances leaves it out).
+    n0 = min(instances)
+    slo_rows = sweeps.slo_sweep(workloads, {w: rates[(w, n0)] for w in workloads}, seeds, n0)
     log("goodput search ...")
     good = sweeps.goodput(workloads, instances, seeds)
     log("ablation ladder ...")
@@ -49,7 +51,7 @@ def run_everything(
     log("decode modes ...")
     mode_rows = sweeps.decode_modes(workloads, instances, seeds, rates)
     log("latency distributions ...")
-    cdf_rows = sweeps.latency_cdfs(workloads, rates)
+    cdf_rows = sweeps.latency_cdfs(workloads, rates, instances=n0)
     plot_rate_sweep(rows, fig_dir / "rate_sweep.png")
     slos = {w: (WORKLOADS[w].ttft, WORKLOADS[w].tpot) for w in workloads}
     plot_latency_cdfs(cdf_rows, slos, fig_dir / "latency_cdfs.png")
@@ -157,7 +159,7 @@ def render(
     ]
     md += _throughput_section(rows, workloads, instances)
     md += [
-        "## Latency distributions (1P1D, operating rate, seed 0)",
+        f"## Latency distributions ({min(instances)}P{min(instances)}D, operating rate, seed 0)",
         "",
         "![latency CDFs](results/latency_cdfs.png)",
         "",
@@ -344,8 +346,9 @@ def _modes_section(mode_rows: list[Row], rates: dict[tuple[str, int], float]) ->
 def _slo_section(slo_rows: list[Row], rates: dict[tuple[str, int], float]) -> list[str]:
     avg = mean_over_seeds(slo_rows, ("workload", "slo_scale", "prefill", "decode"))
     pairs = sorted({(r["prefill"], r["decode"]) for r in avg})
+    n = min((int(r["instances"]) for r in slo_rows), default=1)
     md = [
-        "## SLO scale sweep (1P1D, at the operating rate; joint attainment %)",
+        f"## SLO scale sweep ({n}P{n}D, at the operating rate; joint attainment %)",
         "",
         "| workload | SLO scale | " + " | ".join(label(*p) for p in pairs) + " |",
         "|---|---:|" + "---:|" * len(pairs),

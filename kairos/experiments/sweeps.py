@@ -98,11 +98,12 @@ def slo_sweep(
     workloads: Sequence[str],
     rates: dict[str, float],
     seeds: Sequence[int],
+    instances: int = 1,
     scales: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
     progress: Callable[[Row], None] | None = None,
 ) -> list[Row]:
     points = [
-        Point(w, rates[w], p, d, slo_scale=k, seed=s)
+        Point(w, rates[w], p, d, instances=instances, slo_scale=k, seed=s)
         for w in workloads
         for k in scales
         for p, d in PAIRS
@@ -247,10 +248,17 @@ def decode_modes(
 
 
 def latency_cdfs(
-    workloads: Sequence[str], rates: dict[tuple[str, int], float], seed: int = 0
+    workloads: Sequence[str],
+    rates: dict[tuple[str, int], float],
+    seed: int = 0,
+    instances: int = 1,
 ) -> list[Row]:
-    """Per-request TTFT/TPOT at the 1P1D operating rate, for the goodput pairs (one seed)."""
-    points = [Point(w, rates[(w, 1)], p, d, seed=seed) for w in workloads for p, d in GOODPUT_PAIRS]
+    """Per-request TTFT/TPOT at the NPND operating rate, for the goodput pairs (one seed)."""
+    points = [
+        Point(w, rates[(w, instances)], p, d, instances=instances, seed=seed)
+        for w in workloads
+        for p, d in GOODPUT_PAIRS
+    ]
     return list(run_all(points, job=run_point_latencies))
 
 
