@@ -26,6 +26,16 @@ Token k of request i is due at ``f_i + tau_i * (k - 1)``; its banked slack is
    ``kairos sim --first-token decode``, and lost the real vLLM experiment on TTFT
    (docs/vllm.md).
 Placement: the instance with the most room between its predicted step time and its budget.
+Tried and not kept: rooms within a band of the most counted as equal, a hash of the prompt
+length picking among them, so that a placement turns on no difference the predictor cannot
+resolve. Two balanced instances' rooms were within 0.05 ms of each other (median, 2P2D,
+TPOT 10 ms), so the strict maximum follows timing: ``benchmarks/differential.py``'s 200
+requests were placed alike by ``kairos serve`` and ``kairos sim`` 151 times of 200 (113 in
+another run), and with a band of 5% (2%) of the TPOT 200 (196) times. But the hash lets the
+instances drift apart by up to the band, and where decode binds that costs TPOTs: on
+``synthetic-longtail`` 2P2D Kairos's TPOT gain over FCFS+CB fell from +17.8 to +16.4 (+16.6)
+points and its joint gain from +17.9 to +16.5 (+16.7); the other 2P2D rows moved by -1.0
+to +0.3 points on average (``kairos experiment --instances 2``, three windows).
 
 Mode B (``kairos-b``; spec section 5): a running request with at least ``skip_after`` TPOTs
 of banked slack may sit out a step. Admission (rules 2 to 6) is then weighed against the
