@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,29 +33,12 @@ from kairos.integrations.vllm.views import (
     XARG_TPOT,
     DecodeQueue,
     DecodeState,
+    PlainSamplingParams,
+    PlainVllmRequest,
     RequestMirror,
 )
 from kairos.profiles import DEFAULT_PROFILE, load_profile
 from kairos.traces import load_trace
-
-
-@dataclass
-class _Params:
-    extra_args: dict[str, Any]
-
-
-@dataclass
-class VllmStandIn:
-    """What the plugin reads of a ``vllm.v1.request.Request``."""
-
-    request_id: str
-    num_prompt_tokens: int
-    sampling_params: _Params
-    num_output_tokens: int = 0
-    arrival_time: float = 0.0
-    num_computed_tokens: int = 0
-    num_preemptions: int = 0
-    max_tokens: int = 16
 
 
 def per_call(fn, repeat: int, rounds: int) -> float:
@@ -156,11 +138,14 @@ def main() -> None:
     # The same 32-running instance inside vLLM (``KairosDecodeScheduler``): each decision
     # refreshes the running requests' mirrors, syncs the kept waiting queue with vLLM's
     # candidates (unchanged here, the steady state between arrivals) and builds the view.
-    def stand_in(r: Request) -> VllmStandIn:
-        xargs = {XARG_TPOT: r.tpot_slo, XARG_PREFILLED: r.decode_anchor}
-        v = VllmStandIn(f"v{r.id}", r.prompt_tokens, _Params(xargs))
-        v.num_output_tokens = r.output_tokens
-        return v
+    def stand_in(r: Request) -> PlainVllmRequest:
+        xargs: dict[str, Any] = {XARG_TPOT: r.tpot_slo, XARG_PREFILLED: r.decode_anchor}
+        return PlainVllmRequest(
+            f"v{r.id}",
+            r.prompt_tokens,
+            num_output_tokens=r.output_tokens,
+            sampling_params=PlainSamplingParams(xargs),
+        )
 
     vrunning = [stand_in(r) for r in running[:32]]
     vwaiting = [stand_in(r) for r in waiting]

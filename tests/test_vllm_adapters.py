@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,33 +30,17 @@ from kairos.integrations.vllm.views import (
     XARG_TTFT,
     DecodeQueue,
     DecodeState,
+    PlainSamplingParams,
+    PlainVllmRequest,
     PrefillState,
     RequestMirror,
 )
 from tests.conftest import make_profile
 
 
-@dataclass
-class _Params:
-    extra_args: dict[str, Any] | None = None
-
-
-@dataclass
-class FakeVllmRequest:
-    """The attributes of vllm.v1.request.Request the adapters read."""
-
-    request_id: str
-    num_prompt_tokens: int
-    arrival_time: float = 100.0
-    num_computed_tokens: int = 0
-    num_preemptions: int = 0
-    max_tokens: int = 16
-    num_output_tokens: int = 0
-    sampling_params: _Params = field(default_factory=_Params)
-
-
-def _req(rid: str, prompt: int, **xargs: float) -> FakeVllmRequest:
-    return FakeVllmRequest(rid, prompt, sampling_params=_Params(dict(xargs) or None))
+def _req(rid: str, prompt: int, **xargs: float) -> PlainVllmRequest:
+    params = PlainSamplingParams(dict(xargs) or None)
+    return PlainVllmRequest(rid, prompt, arrival_time=100.0, sampling_params=params)
 
 
 def test_mirror_takes_arrival_and_slo_from_xargs_and_falls_back_to_defaults() -> None:

@@ -14,7 +14,7 @@ instance, after the whole prefill.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kairos.core.decode_state import RequestQueue
@@ -42,6 +42,25 @@ class VllmRequest(Protocol):
 
     @property
     def num_output_tokens(self) -> int: ...
+
+
+@dataclass
+class PlainSamplingParams:
+    extra_args: dict[str, Any] | None = None
+
+
+@dataclass
+class PlainVllmRequest:
+    """A ``VllmRequest`` without vLLM, for the tests and benchmarks of these adapters."""
+
+    request_id: str
+    num_prompt_tokens: int
+    arrival_time: float = 0.0
+    num_computed_tokens: int = 0
+    num_preemptions: int = 0
+    max_tokens: int = 16
+    num_output_tokens: int = 0
+    sampling_params: PlainSamplingParams = field(default_factory=PlainSamplingParams)
 
 
 def extra_args(v: VllmRequest) -> Mapping[str, Any]:
