@@ -147,13 +147,13 @@ def main() -> None:
             sampling_params=PlainSamplingParams(xargs),
         )
 
-    vrunning = [stand_in(r) for r in running[:32]]
+    vrunning = [stand_in(r) for r in small.running]
     vwaiting = [stand_in(r) for r in waiting]
     kv_free = 10**7 - small.kv_tokens
     for name in DECODE_POLICIES.names():
         policy = DECODE_POLICIES.create(name, predictor=pred)
         mirror = RequestMirror(slo)
-        for v, r in zip(vrunning, running, strict=False):  # first tokens as in the book
+        for v, r in zip(vrunning, small.running, strict=True):  # first tokens as in the book
             mirror.get(v).first_token = r.first_token
         queue = DecodeQueue(mirror)
 

@@ -164,8 +164,7 @@ class DecodeQueue:
     def sync(self, candidates: Sequence[VllmRequest]) -> RequestQueue:
         """The queue holding exactly ``candidates`` (new ones in the order given)."""
         kept, queue = self._kept, self.queue
-        ids = [v.request_id for v in candidates]
-        seen = set(ids)
+        seen = {v.request_id for v in candidates}
         for vid in kept.keys() - seen:
             queue.discard(kept.pop(vid))
         if len(kept) < len(seen):
