@@ -87,7 +87,8 @@ steps too (``kairos.integrations.vllm.views.DecodeQueue``): the plugin's whole d
 the burst, its request mirrors and view included, takes 93-96 us (0.66-0.68%; three runs on
 a machine about 2.4 times faster than the one above, where the burst over the simulator's
 queue takes 52-53 us). Rebuilding the columns from vLLM's list at each step, as it did
-before, cost 346 us there for the policy alone and about 540 us with the mirrors.
+before, cost 346 us there for the policy alone, and 565 us with the mirrors against
+93-94 us now (an A/B of the two plugin paths over the same stand-ins).
 
 Limits (measured): where a decode instance runs near its capacity under the budget, the cap
 loses to continuous batching. On Azure conv at x5.5 (``kairos sim --trace azure-conv
