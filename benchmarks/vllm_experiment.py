@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from client_check import check_run, print_check  # benchmarks/, this script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 SIM_POLICY = {"vllm": "fcfs"}  # vLLM's default scheduling is FCFS + continuous batching
 
@@ -126,7 +128,8 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
         "--dataset-name", "timed_trace", "--dataset-path", str(dataset),
         "--num-prompts", str(len(trace)), "--ignore-eos",
         "--goodput", f"ttft:{args.ttft_slo * 1e3:g}", f"tpot:{args.tpot_slo * 1e3:g}",
-        "--save-result", "--result-dir", str(out), "--result-filename", "vllm-bench.json",
+        "--save-result", "--save-detailed", "--result-dir", str(out),
+        "--result-filename", "vllm-bench.json",
         "--disable-tqdm", "--seed", str(args.seed),
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
@@ -215,21 +218,31 @@ def main() -> int:
     )  # fmt: skip
     args = p.parse_args()
     rows: list[tuple[str, str, dict[str, Any]]] = []
+    checks: dict[str, dict[str, dict[str, Any]]] = {}
     pairs = args.pairs.split(",")
     for k, pair in enumerate(pairs):
         out = run_dir(args, pair)
         if args.sim_only:  # the run is already in OUT: read it back
             rows.append((pair, "real", json.loads((out / "bench" / "summary.json").read_text())))
+            if (out / "clients.json").exists():
+                checks[pair] = check_run(out, args.ttft_slo, args.tpot_slo)
         else:
             out.mkdir(parents=True, exist_ok=True)
             proc, url = start_server(args, pair, out / "serve.log")
+            windows = {}  # each client's time on the server, for client_check.py
             try:
+                since = time.time()
                 rows.append((pair, "real", run_bench(args, url, out / "bench")))
+                windows["kairos bench"] = (since, time.time())
                 if k == 0 and not args.no_vllm_bench:
+                    since = time.time()
                     vb = run_vllm_bench(args, url, out / "vllm-bench")
+                    windows["vllm bench"] = (since, time.time())
                     rows.append((pair, "vllm-bench", _from_vllm_bench(vb)))
             finally:
                 stop_server(proc)
+                (out / "clients.json").write_text(json.dumps(windows))
+            checks[pair] = check_run(out, args.ttft_slo, args.tpot_slo)
         sim = run_sim(args, pair, out / "sim", args.profile, seed=args.seed)
         rows.append((pair, "sim", sim))
     fits = {pair: fit_in_situ(args, pair) for pair in pairs}
@@ -266,7 +279,11 @@ def main() -> int:
                 f"{_num(s['sd_mean_tpot_ms']):>11s} {_num(s['sd_decode_throughput']):>12s}"
                 f"   (noise {s['noise']:.3f})"
             )
+    for pair, check in checks.items():
+        print(f"\n{pair}: each client against the proxy's hop log of its own run")
+        print_check(check)
     (args.out / "table.json").write_text(json.dumps(rows, indent=1, default=str))
+    (args.out / "client-check.json").write_text(json.dumps(checks, indent=1))
     return 0
 
 

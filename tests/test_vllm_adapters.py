@@ -224,7 +224,12 @@ class FakeInstances:
             if self.prefill_status != 200:
                 return httpx.Response(self.prefill_status, json={"error": {"message": "too long"}})
             return httpx.Response(
-                200, json={"choices": [{"text": "x"}], "kv_transfer_params": {"block": 7}}
+                200,
+                json={
+                    "choices": [{"text": "x"}],
+                    "kv_transfer_params": {"block": 7},
+                    "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+                },
             )
         if body.get("stream"):
 
@@ -293,6 +298,7 @@ def test_proxy_logs_each_hop_and_sends_server_timing() -> None:
     assert first["arrival"] <= first["prefilled"] <= first["end"]
     assert first["first_chunk"] is None  # not streamed
     assert second["prefilled"] <= second["first_chunk"] <= second["end"]
+    assert first["prompt_tokens"] == second["prompt_tokens"] == 2  # the prefill's count
 
 
 def test_proxy_relays_the_decode_stream(proxy: tuple[TestClient, FakeInstances]) -> None:

@@ -173,7 +173,9 @@ async def _generate(state: ProxyState, request: Request, *, chat: bool) -> Respo
     if reply.status_code != 200:
         hops.end(f"prefill answered {reply.status_code}")
         return Response(reply.content, status_code=reply.status_code, media_type="application/json")
-    params = reply.json().get("kv_transfer_params")
+    answer = reply.json()
+    params = answer.get("kv_transfer_params")
+    hops.prompt_tokens = (answer.get("usage") or {}).get("prompt_tokens")
 
     # Leg 2: decode from the transferred KV; relay the answer as it comes.
     hops.prefilled = time.time()
@@ -202,8 +204,9 @@ class Hops:
     prefill: int
     prefilled: float | None = None
     decode: int | None = None
-    first_chunk: float | None = None
+    first_chunk: float | None = None  # the first byte the decode instance streamed
     ended: float | None = None
+    prompt_tokens: int | None = None  # as the prefill instance counted them
 
     def server_timing(self) -> dict[str, str]:
         """``Server-Timing`` with the prefill leg (the P instance's answer, KV saved) and, once
@@ -226,6 +229,7 @@ class Hops:
             "end": self.ended,
             "prefill_instance": self.prefill,
             "decode_instance": self.decode,
+            "prompt_tokens": self.prompt_tokens,
             "status": status,
         }
         self.log.write(json.dumps(line) + "\n")

@@ -1,0 +1,89 @@
+"""benchmarks/client_check.py: clients held against the proxy's hop log of their own run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def cc() -> ModuleType:
+    path = Path(__file__).parents[1] / "benchmarks" / "client_check.py"
+    spec = importlib.util.spec_from_file_location("client_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["client_check"] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _hop(arrival: float, first: float, end: float, prompt: int) -> dict[str, object]:
+    return {"arrival": arrival, "prefilled": arrival + 0.1, "first_chunk": first, "end": end,
+            "prefill_instance": 0, "decode_instance": 0, "prompt_tokens": prompt,
+            "status": "ok"}  # fmt: skip
+
+
+def _kairos_row(arrival: float, prompt: int, n: int, ttft: float, tpot: float) -> dict[str, object]:
+    return {"arrival": arrival, "input_tokens": prompt, "output_tokens": n, "status": "finished",
+            "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}  # fmt: skip
+
+
+def test_match_skips_a_line_the_client_did_not_send(cc: ModuleType) -> None:
+    sent = [cc.Sent(0.0, 100, 5, True, 1.0, 0.1), cc.Sent(1.0, 50, 5, True, 1.0, 0.1)]
+    hops = [
+        cc.Hop(999.0, 999.5, 999.9, 7, True),  # vLLM's client's test request
+        cc.Hop(1000.0, 1001.0, 1001.4, 101, True),  # counted one token more than the client
+        cc.Hop(1001.0, 1002.0, 1002.4, 50, True),
+    ]
+    pairs = cc.match(sent, hops)
+    assert [(s.prompt_tokens, h.prompt_tokens) for s, h in pairs] == [(100, 101), (50, 50)]
+
+
+def test_match_leaves_out_a_request_the_proxy_never_saw(cc: ModuleType) -> None:
+    sent = [cc.Sent(0.0, 100, 5, True, 1.0, 0.1), cc.Sent(1.0, 500, 5, True, 1.0, 0.1)]
+    hops = [cc.Hop(1000.0, 1001.0, 1001.4, 100, True)]
+    assert len(cc.match(sent, hops)) == 1
+
+
+def test_a_client_that_reads_late_is_caught(tmp_path: Path, cc: ModuleType) -> None:
+    """The proxy saw every first byte within the 1 s TTFT SLO; a client whose event loop
+    read them 0.3 s late misses two of the three, and the check says so."""
+    run = tmp_path / "run"
+    hops = [_hop(100.0 + i, 100.0 + i + t, 100.0 + i + t + 0.4, 20 + i)
+            for i, t in enumerate((0.5, 0.8, 0.9))]  # fmt: skip
+    _write_jsonl(run / "hops.jsonl", hops)
+    rows = [_kairos_row(float(i), 20 + i, 5, t + 0.3, 0.1) for i, t in enumerate((0.5, 0.8, 0.9))]
+    _write_jsonl(run / "bench" / "requests.jsonl", rows)
+    (run / "clients.json").write_text(json.dumps({"kairos bench": [99.0, 200.0]}))
+    check = cc.check_run(run, 1.0, 0.15)["kairos bench"]
+    assert check["matched"] == 3
+    assert check["client"]["ttft"] == pytest.approx(100 / 3)
+    assert check["proxy"]["ttft"] == 100.0
+    assert check["proxy"]["tpot"] == 100.0  # 0.4 s over 4 gaps
+    assert check["mean_ttft_gap_ms"] == pytest.approx(300.0)
+    assert check["mean_tpot_gap_ms"] == pytest.approx(0.0, abs=1e-9)
+    assert check["offset_spread_ms"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_vllm_bench_rows_use_vllms_tpot(tmp_path: Path, cc: ModuleType) -> None:
+    path = tmp_path / "vb.json"
+    path.write_text(json.dumps({
+        "start_times": [5.0, 6.0], "input_lens": [30, 40], "output_lens": [11, 1],
+        "ttfts": [0.5, 0.2], "latencies": [1.5, 0.2], "errors": ["", ""],
+    }))  # fmt: skip
+    a, b = cc.vllm_bench_rows(path)
+    assert a.tpot == pytest.approx(0.1) and a.ttft == 0.5
+    assert b.tpot == 0.0  # one token: vLLM counts TPOT as 0 for goodput
+    path.write_text(json.dumps({"completed": 2}))
+    with pytest.raises(ValueError, match="save-detailed"):
+        cc.vllm_bench_rows(path)
