@@ -15,10 +15,10 @@ their figures is the run.
 ``clients.json`` (each client's window in Unix seconds), ``bench/requests.jsonl`` and, if vLLM's
 client ran, ``vllm-bench/vllm-bench.json`` (saved with ``--save-detailed``).
 
-Requests are matched in send order, skipping proxy lines whose prompt length is not the
-client's (vLLM's client sends a test request first, and counts prompts as its dataset
-intended, so lengths are compared within a tolerance). The spread of the proxy-minus-client
-arrival offsets is printed: a mismatch would show as a jump.
+Requests are matched by send time and prompt length (``match``): the proxy's count against
+the client's, within a tolerance, as vLLM's client counts prompts as its dataset intended.
+How far the proxy's arrivals trail the clients' sends is printed too (median and largest,
+past the clocks' offset): the time a request took to reach the proxy.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import argparse
 import json
 import statistics
 import sys
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,21 +105,55 @@ def hop_rows(path: Path, since: float, until: float) -> list[Hop]:
 
 
 def match(
-    sent: Sequence[Sent], hops: Sequence[Hop], *, look_ahead: int = 3
+    sent: Sequence[Sent], hops: Sequence[Hop], *, reach: float = 1.0
 ) -> list[tuple[Sent, Hop]]:
-    """Pairs in send order. A proxy line whose prompt length is not the client's (within 5%,
-    or 2 tokens) is skipped, at most ``look_ahead`` in a row; a client row with no match in
-    that reach is left out (and counted by the caller)."""
+    """Each client row with a proxy line within ``reach`` seconds of its send time (on the
+    proxy's clock) and of the same prompt length (within 5%, or 2 tokens): the closest length,
+    then the closest time. A row with none is left out (and counted by the caller).
+
+    Matching by time, not by order: two requests sent within a millisecond may reach the proxy
+    the other way round. The clocks' offset is the one that lines up most of the first rows
+    (the proxy may log requests the replay did not send, such as a client's calibration)."""
+    sent = sorted(sent, key=lambda s: s.send)
+    hops = sorted(hops, key=lambda h: h.arrival)
+    if not sent or not hops:
+        return []
+    arrivals = [h.arrival for h in hops]
+    head = sent[:20]
+
+    def lined_up(offset: float) -> int:
+        return sum(
+            any(_same_prompt(s, hops[k]) for k in _near(arrivals, s.send + offset, 0.05))
+            for s in head
+        )
+
+    guesses = [h.arrival - sent[0].send for h in hops[:10] if _same_prompt(sent[0], h)]
+    if not guesses:
+        return []
+    offset = max(guesses, key=lined_up)
+    used: set[int] = set()
     pairs: list[tuple[Sent, Hop]] = []
-    j = 0
-    for s in sorted(sent, key=lambda s: s.send):
-        for k in range(j, min(j + look_ahead + 1, len(hops))):
-            n = hops[k].prompt_tokens
-            if n is not None and abs(n - s.prompt_tokens) <= max(2, 0.05 * s.prompt_tokens):
-                pairs.append((s, hops[k]))
-                j = k + 1
-                break
+    for s in sent:
+        expected = s.send + offset
+        free = [k for k in _near(arrivals, expected, reach)
+                if k not in used and _same_prompt(s, hops[k])]  # fmt: skip
+        if free:
+            k = min(free, key=lambda k: (_prompt_gap(s, hops[k]), abs(arrivals[k] - expected)))
+            used.add(k)
+            pairs.append((s, hops[k]))
     return pairs
+
+
+def _same_prompt(s: Sent, h: Hop) -> bool:
+    return _prompt_gap(s, h) <= max(2, 0.05 * s.prompt_tokens)
+
+
+def _prompt_gap(s: Sent, h: Hop) -> float:
+    return float("inf") if h.prompt_tokens is None else abs(h.prompt_tokens - s.prompt_tokens)
+
+
+def _near(arrivals: Sequence[float], t: float, reach: float) -> range:
+    return range(bisect_left(arrivals, t - reach), bisect_right(arrivals, t + reach))
 
 
 def compare(
@@ -147,8 +182,10 @@ def compare(
             d_ttft.append(s.ttft - p_ttft)
         if s.tpot is not None and p_tpot is not None and s.output_tokens > 1:
             d_tpot.append(s.tpot - p_tpot)
+    # Proxy arrival minus client send: the clocks' offset plus the way to the proxy, so
+    # less the smallest of them, how much longer than the quickest a request took to arrive.
     offsets = [h.arrival - s.send for s, h in pairs]
-    mid = statistics.median(offsets) if offsets else 0.0
+    transit = [o - min(offsets) for o in offsets]
     n = len(pairs)
 
     def pct(x: int) -> float | None:
@@ -157,7 +194,8 @@ def compare(
     return {
         "requests": len(sent),
         "matched": n,
-        "offset_spread_ms": 1e3 * max((abs(o - mid) for o in offsets), default=0.0),
+        "median_transit_ms": 1e3 * statistics.median(transit) if transit else None,
+        "max_transit_ms": 1e3 * max(transit) if transit else None,
         "client": {"ttft": pct(client[0]), "tpot": pct(client[1]), "joint": pct(client[2])},
         "proxy": {"ttft": pct(proxy[0]), "tpot": pct(proxy[1]), "joint": pct(proxy[2])},
         "mean_ttft_gap_ms": 1e3 * statistics.fmean(d_ttft) if d_ttft else None,
@@ -196,8 +234,8 @@ def print_check(checks: dict[str, dict[str, Any]]) -> None:
             a = c[by]
             print(f"{label:13s} {matched if label else '':>9s} {by:7s} {_pct(a['ttft']):>6s} "
                   f"{_pct(a['tpot']):>6s} {_pct(a['joint']):>7s}{tail}")  # fmt: skip
-        spread = c["offset_spread_ms"]
-        print(f"{'':23s} arrival offsets within {spread:.1f} ms of their median")
+        print(f"{'':23s} reached the proxy {_ms(c['median_transit_ms'])} ms (median) and "
+              f"{_ms(c['max_transit_ms'])} ms (largest) after the quickest request")  # fmt: skip
 
 
 def _quantile(values: Sequence[float], q: float) -> float:

@@ -38,15 +38,27 @@ def _kairos_row(arrival: float, prompt: int, n: int, ttft: float, tpot: float) -
             "ttft_ms": ttft * 1e3, "tpot_ms": tpot * 1e3}  # fmt: skip
 
 
-def test_match_skips_a_line_the_client_did_not_send(cc: ModuleType) -> None:
+def test_match_skips_lines_the_client_did_not_send(cc: ModuleType) -> None:
     sent = [cc.Sent(0.0, 100, 5, True, 1.0, 0.1), cc.Sent(1.0, 50, 5, True, 1.0, 0.1)]
     hops = [
-        cc.Hop(999.0, 999.5, 999.9, 7, True),  # vLLM's client's test request
+        cc.Hop(998.0, 998.5, 998.9, 64, True),  # kairos bench's calibration requests
+        cc.Hop(999.0, 999.5, 999.9, 513, True),
         cc.Hop(1000.0, 1001.0, 1001.4, 101, True),  # counted one token more than the client
         cc.Hop(1001.0, 1002.0, 1002.4, 50, True),
     ]
     pairs = cc.match(sent, hops)
-    assert [(s.prompt_tokens, h.prompt_tokens) for s, h in pairs] == [(100, 101), (50, 50)]
+    assert [(s.prompt_tokens, h.arrival) for s, h in pairs] == [(100, 1000.0), (50, 1001.0)]
+
+
+def test_match_pairs_by_time_when_two_sends_arrive_swapped(cc: ModuleType) -> None:
+    sends = ((0.0, 10), (5.0, 129), (5.001, 126), (9.0, 40))
+    sent = [cc.Sent(t, n, 5, True, 1.0, 0.1) for t, n in sends]
+    arrivals = ((100.0, 10), (105.0015, 126), (105.002, 129), (109.0, 40))
+    hops = [cc.Hop(t, t + 1.0, t + 1.4, n, True) for t, n in arrivals]
+    pairs = cc.match(sent, hops)
+    assert [(s.prompt_tokens, h.prompt_tokens) for s, h in pairs] == [
+        (10, 10), (129, 129), (126, 126), (40, 40)
+    ]  # fmt: skip
 
 
 def test_match_leaves_out_a_request_the_proxy_never_saw(cc: ModuleType) -> None:
@@ -72,7 +84,7 @@ def test_a_client_that_reads_late_is_caught(tmp_path: Path, cc: ModuleType) -> N
     assert check["proxy"]["tpot"] == 100.0  # 0.4 s over 4 gaps
     assert check["mean_ttft_gap_ms"] == pytest.approx(300.0)
     assert check["mean_tpot_gap_ms"] == pytest.approx(0.0, abs=1e-9)
-    assert check["offset_spread_ms"] == pytest.approx(0.0, abs=1e-9)
+    assert check["max_transit_ms"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_vllm_bench_rows_use_vllms_tpot(tmp_path: Path, cc: ModuleType) -> None:
