@@ -105,7 +105,7 @@ def hop_rows(path: Path, since: float, until: float) -> list[Hop]:
 
 
 def match(
-    sent: Sequence[Sent], hops: Sequence[Hop], *, reach: float = 1.0
+    sent: Sequence[Sent], hops: Sequence[Hop], *, reach: float = 5.0
 ) -> list[tuple[Sent, Hop]]:
     """Each client row with a proxy line within ``reach`` seconds of its send time (on the
     proxy's clock) and of the same prompt length (within 5%, or 2 tokens): the closest length,

@@ -7,7 +7,9 @@ For each policy pair (``vllm/vllm`` is vLLM's default scheduler; its steps are o
 it starts ``kairos serve --engine vllm``, replays the trace slice with ``kairos bench``, and
 stops the server. On the first pair it also replays the slice with vLLM's own client
 (``vllm.benchmarks.serve``, ``--dataset-name timed_trace``, same timestamps and lengths,
-``--goodput`` at the same SLOs) as a cross-check of the measurement. Then ``kairos sim`` runs
+``--goodput`` at the same SLOs) as a cross-check of the measurement; as the two clients' runs
+differ, each is also held against the proxy's hop log of its own run (``client_check.py``,
+printed last). Then ``kairos sim`` runs
 the same slice with the profile given (measured by ``kairos profile`` on this engine), and
 again with that profile refitted on the steps the run itself timed while serving (``kairos
 profile --from-steps``: the engine under load, each pair's own run; "sim in-situ"), and with

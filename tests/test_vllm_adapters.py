@@ -360,6 +360,20 @@ def test_both_roles_get_the_same_small_kv_block() -> None:
     assert cmd[cmd.index("--block-size") + 1] == "64"
 
 
+def test_prefill_never_chunks_a_prompt_the_storage_connector_saves() -> None:
+    # It saves the blocks of a prompt's first step under the whole prompt's key: a chunked
+    # prompt reached the decode instance short and killed it.
+    from kairos.integrations.vllm.instances import InstanceSpec, VllmOptions, command
+
+    for connector, chunks in (("storage", False), ("nixl", True)):
+        opts = VllmOptions("m", "m", connector, "p", 1.0, 0.05)
+        for policy in ("vllm", "kairos"):
+            prefill = command(InstanceSpec("prefill", 0, 8000, policy), opts, KV)
+            assert ("--no-enable-chunked-prefill" not in prefill) == chunks
+            decode = command(InstanceSpec("decode", 0, 8000, policy), opts, KV)
+            assert "--no-enable-chunked-prefill" not in decode
+
+
 def test_a_baseline_role_is_only_timed_when_steps_are_logged() -> None:
     # vLLM's own scheduling gets no plugin, unless steps are logged: then the timing-only
     # one, so the baseline run can be refitted (kairos profile --from-steps) on its own steps.

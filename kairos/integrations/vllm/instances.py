@@ -138,6 +138,14 @@ def command(spec: InstanceSpec, opts: VllmOptions, storage: Path) -> list[str]:
         json.dumps(connector_config(opts.connector, storage)),
         *opts.extra_args,
     ]
+    if spec.role == "prefill" and opts.connector == "storage":
+        # The storage connector saves a prompt's KV from the blocks of the step that first
+        # schedules it, under a key made of the whole prompt. A prompt split across steps
+        # (chunked prefill) is saved short, and the decode instance that loads it dies on the
+        # size mismatch ("value tensor of shape [32, 3, 128] cannot be broadcast to indexing
+        # result of shape [96, 3, 128]": run 300i, vLLM's own scheduling at rate x0.7, where
+        # queued prompts overflowed the token budget). Whole prompts only, then.
+        cmd.append("--no-enable-chunked-prefill")
     if spec.policy != VLLM_OWN_SCHEDULER:
         cmd += ["--scheduler-cls", PLUGINS[spec.role]]
     elif opts.sched_log_dir is not None:
