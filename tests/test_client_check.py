@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.benchmark_scripts import load
+
 
 @pytest.fixture(scope="module")
 def cc() -> ModuleType:
-    path = Path(__file__).parents[1] / "benchmarks" / "client_check.py"
-    spec = importlib.util.spec_from_file_location("client_check", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["client_check"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    return load("client_check")
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:

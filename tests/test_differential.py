@@ -36,14 +36,13 @@ What is asserted, and why each bound:
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from kairos.core.slo import SLO
+from tests.benchmark_scripts import load
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +53,7 @@ MIN_PLACEMENTS_EQUAL = 0.5
 
 
 def load_differential() -> ModuleType:
-    path = Path(__file__).parents[1] / "benchmarks" / "differential.py"
-    spec = importlib.util.spec_from_file_location("differential", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["differential"] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    return load("differential")
 
 
 def test_sim_and_serve_agree(tmp_path: Path) -> None:
