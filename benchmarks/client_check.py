@@ -167,25 +167,29 @@ def compare(
     d_ttft: list[float] = []
     d_tpot: list[float] = []
     for s, h in pairs:
-        p_ttft = None if h.first_chunk is None or not h.ok else h.first_chunk - h.arrival
-        p_tpot = None
-        if p_ttft is not None and h.first_chunk is not None:
+        p_ttft = p_tpot = None
+        if h.ok and h.first_chunk is not None:
+            p_ttft = h.first_chunk - h.arrival
             n = s.output_tokens
             p_tpot = (h.end - h.first_chunk) / (n - 1) if n > 1 else 0.0
-        for tally, ttft, tpot in ((client, s.ttft, s.tpot), (proxy, p_ttft, p_tpot)):
+        # A request that did not finish misses both SLOs, whatever its first token did (as
+        # ``RequestRecord`` counts it), on either side.
+        c_ttft, c_tpot = (s.ttft, s.tpot) if s.ok else (None, None)
+        for tally, ttft, tpot in ((client, c_ttft, c_tpot), (proxy, p_ttft, p_tpot)):
             t_ok = ttft is not None and ttft <= ttft_slo
             p_ok = tpot is not None and tpot <= tpot_slo
             tally[0] += t_ok
             tally[1] += p_ok
             tally[2] += t_ok and p_ok
-        if s.ttft is not None and p_ttft is not None:
-            d_ttft.append(s.ttft - p_ttft)
-        if s.tpot is not None and p_tpot is not None and s.output_tokens > 1:
-            d_tpot.append(s.tpot - p_tpot)
+        if c_ttft is not None and p_ttft is not None:
+            d_ttft.append(c_ttft - p_ttft)
+        if c_tpot is not None and p_tpot is not None and s.output_tokens > 1:
+            d_tpot.append(c_tpot - p_tpot)
     # Proxy arrival minus client send: the clocks' offset plus the way to the proxy, so
     # less the smallest of them, how much longer than the quickest a request took to arrive.
     offsets = [h.arrival - s.send for s, h in pairs]
-    transit = [o - min(offsets) for o in offsets]
+    quickest = min(offsets, default=0.0)
+    transit = [o - quickest for o in offsets]
     n = len(pairs)
 
     def pct(x: int) -> float | None:

@@ -93,3 +93,18 @@ def test_vllm_bench_rows_use_vllms_tpot(tmp_path: Path, cc: ModuleType) -> None:
     path.write_text(json.dumps({"completed": 2}))
     with pytest.raises(ValueError, match="save-detailed"):
         cc.vllm_bench_rows(path)
+
+
+def test_a_request_that_failed_mid_stream_misses_on_the_client_side(
+    tmp_path: Path, cc: ModuleType
+) -> None:
+    """Its first token came in time, but it did not finish: a miss, as RequestRecord has it."""
+    run = tmp_path / "run"
+    _write_jsonl(run / "hops.jsonl", [_hop(100.0, 100.5, 100.9, 20), _hop(101.0, 101.5, 101.9, 21)])
+    rows = [_kairos_row(0.0, 20, 5, 0.5, 0.1), _kairos_row(1.0, 21, 5, 0.5, 0.1)]
+    rows[1].update(status="failed", tpot_ms=None)
+    _write_jsonl(run / "bench" / "requests.jsonl", rows)
+    (run / "clients.json").write_text(json.dumps({"kairos bench": [99.0, 200.0]}))
+    check = cc.check_run(run, 1.0, 0.15)["kairos bench"]
+    assert check["client"]["ttft"] == 50.0
+    assert check["proxy"]["ttft"] == 100.0
