@@ -7,6 +7,7 @@ fixture waits for its "ready" line and always stops it.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
 import json
 import os
@@ -304,6 +305,24 @@ def test_server_still_serves_after_bad_input(server: Server) -> None:
     r = post(server, "completions", {"model": MODEL, "prompt": "ok", "max_tokens": 2})
     assert r.status_code == 200
     assert server.state()["in_flight"] == 0
+
+
+def test_an_idle_pooled_connection_is_still_served(server: Server) -> None:
+    """Clients pool connections for longer than uvicorn's default keep-alive, 5 s (aiohttp
+    keeps them 15 s), so a request sent on one after 6 s idle must be answered on it; with the
+    default the server has closed it and the request fails ("connection reset by peer")."""
+    url = httpx.URL(server.url)
+    conn = http.client.HTTPConnection(url.host, url.port, timeout=10)
+    try:
+        conn.request("GET", "/health")
+        assert conn.getresponse().read() and conn.sock is not None
+        first = conn.sock
+        time.sleep(6)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+        assert conn.sock is first  # the same connection, not a reopened one
+    finally:
+        conn.close()
 
 
 def test_api_key_is_required(server: Server) -> None:

@@ -42,6 +42,13 @@ def _terminate(sig: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + sig)
 
 
+# How long an idle client connection stays open: longer than clients keep theirs in a pool
+# (aiohttp 15 s, httpx 5 s). At uvicorn's default, 5 s, the server can close a pooled connection
+# just as the client sends a request on it, and that request fails with "connection reset by
+# peer" before the server has read it (one of 300 in a vllm bench run, runs/vllm-exp-300k).
+KEEP_ALIVE_S = 75
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP spelled out: asyncio turns Nagle off (TCP_NODELAY) only on sockets that name
@@ -84,6 +91,7 @@ def serve(config: ServeConfig) -> int:
             create_app(runtime),
             log_level="warning",
             access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_S,
             timeout_graceful_shutdown=int(config.shutdown_grace) or 1,
             lifespan="on",
         ),

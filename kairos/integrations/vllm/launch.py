@@ -87,7 +87,7 @@ def _terminate(sig: int, frame: FrameType | None) -> None:
 
 def serve_vllm(cfg: VllmServeConfig) -> int:
     from kairos.integrations.vllm import check_vllm_version
-    from kairos.serve.launch import bind
+    from kairos.serve.launch import KEEP_ALIVE_S, bind
 
     try:
         check_vllm_version()
@@ -121,7 +121,12 @@ def serve_vllm(cfg: VllmServeConfig) -> int:
         host, port = sock.getsockname()[:2]
         print(f"kairos serve: {opts.served_name} ready on http://{host}:{port}/v1", flush=True)
         server = uvicorn.Server(
-            uvicorn.Config(create_proxy_app(state), log_level="warning", access_log=False)
+            uvicorn.Config(
+                create_proxy_app(state),
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_S,
+            )
         )
         eventloop.run(server.serve(sockets=[sock]))
         return 0
