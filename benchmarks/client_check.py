@@ -12,8 +12,9 @@ their figures is the run.
     python benchmarks/client_check.py RUN_DIR [--ttft-slo 3 --tpot-slo 0.15]
 
 ``RUN_DIR`` is a pair's folder from ``benchmarks/vllm_experiment.py``: ``hops.jsonl``,
-``clients.json`` (each client's window in Unix seconds), ``bench/requests.jsonl`` and, if vLLM's
-client ran, ``vllm-bench/vllm-bench.json`` (saved with ``--save-detailed``).
+``clients.json`` (each client run's window in Unix seconds), ``bench/requests.jsonl`` and, if vLLM's
+client ran, ``vllm-bench/vllm-bench.json`` (saved with ``--save-detailed``). A client's later
+rounds on the same server (``--clients`` of the experiment) are ``bench-2``, ``vllm-bench-2``...
 
 Requests are matched by send time and prompt length (``match``): the proxy's count against
 the client's, within a tolerance, as vLLM's client counts prompts as its dataset intended.
@@ -28,7 +29,7 @@ import json
 import statistics
 import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,25 +210,46 @@ def compare(
     }
 
 
+# Each client's folder in a run and the file in it that holds its requests.
+CLIENTS: dict[str, tuple[str, str, Callable[[Path], list[Sent]]]] = {
+    "kairos bench": ("bench", "requests.jsonl", kairos_bench_rows),
+    "vllm bench": ("vllm-bench", "vllm-bench.json", vllm_bench_rows),
+}
+
+
+def client_round(name: str) -> tuple[str, int]:
+    """A client run's name, as ``clients.json`` keys it, split into the client and its round:
+    ``"vllm bench"`` is round 1, ``"vllm bench #2"`` round 2 on the same server."""
+    client, sep, n = name.partition(" #")
+    if client not in CLIENTS or (sep and not (n.isdigit() and int(n) >= 2)):
+        raise ValueError(f"unknown client run {name!r}: expected one of {sorted(CLIENTS)}, "
+                         "optionally followed by ' #N' (N >= 2)")  # fmt: skip
+    return client, int(n) if n else 1
+
+
+def client_folder(client: str, round_: int) -> str:
+    """The folder of a client's round in a run: ``bench``, ``bench-2``, ..."""
+    base = CLIENTS[client][0]
+    return base if round_ == 1 else f"{base}-{round_}"
+
+
 def check_run(run: Path, ttft_slo: float, tpot_slo: float) -> dict[str, dict[str, Any]]:
-    """Every client that ran in ``run``, against the proxy's log of its window."""
+    """Every client run in ``run``, against the proxy's log of its window."""
     windows = json.loads((run / "clients.json").read_text())
-    readers = {
-        "kairos bench": (run / "bench" / "requests.jsonl", kairos_bench_rows),
-        "vllm bench": (run / "vllm-bench" / "vllm-bench.json", vllm_bench_rows),
-    }
     out = {}
     for name, (since, until) in windows.items():
-        path, read = readers[name]
+        client, round_ = client_round(name)
+        _, filename, read = CLIENTS[client]
         hops = hop_rows(run / "hops.jsonl", since, until)
-        out[name] = compare(read(path), hops, ttft_slo, tpot_slo)
+        out[name] = compare(read(run / client_folder(client, round_) / filename), hops,
+                            ttft_slo, tpot_slo)  # fmt: skip
     return out
 
 
 def print_check(checks: dict[str, dict[str, Any]]) -> None:
     """One block per client: its attainment, the proxy's over the same requests, and the
     per-request gaps (client minus proxy; mean, and p90 in brackets)."""
-    print(f"{'client':13s} {'matched':>9s} {'by':7s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s}"
+    print(f"{'client':15s} {'matched':>9s} {'by':7s} {'TTFT%':>6s} {'TPOT%':>6s} {'joint%':>7s}"
           f" {'TTFT gap ms':>17s} {'TPOT gap ms':>17s}")  # fmt: skip
     for name, c in checks.items():
         matched = f"{c['matched']}/{c['requests']}"
@@ -236,9 +258,9 @@ def print_check(checks: dict[str, dict[str, Any]]) -> None:
         for label, by, tail in ((name, "client", f" {ttft_gap:>17s} {tpot_gap:>17s}"),
                                 ("", "proxy", "")):  # fmt: skip
             a = c[by]
-            print(f"{label:13s} {matched if label else '':>9s} {by:7s} {_pct(a['ttft']):>6s} "
+            print(f"{label:15s} {matched if label else '':>9s} {by:7s} {_pct(a['ttft']):>6s} "
                   f"{_pct(a['tpot']):>6s} {_pct(a['joint']):>7s}{tail}")  # fmt: skip
-        print(f"{'':23s} reached the proxy {_ms(c['median_transit_ms'])} ms (median) and "
+        print(f"{'':25s} reached the proxy {_ms(c['median_transit_ms'])} ms (median) and "
               f"{_ms(c['max_transit_ms'])} ms (largest) after the quickest request")  # fmt: skip
 
 

@@ -9,7 +9,10 @@ the server. On the first pair it also replays the slice with vLLM's own client
 (``vllm.benchmarks.serve``, ``--dataset-name timed_trace``, same timestamps and lengths,
 ``--goodput`` at the same SLOs) as a cross-check of the measurement; as the two clients' runs
 differ, each is also held against the proxy's hop log of its own run (``client_check.py``,
-printed last). Then ``kairos sim`` runs the same slice with the profile given (measured by
+printed last). ``--clients kairos,vllm,vllm,kairos`` replays the slice once per entry on that
+server, in that order, to separate the client from the order of the runs; a client's later
+rounds draw other prompts (nothing to find in the prefix cache) and go to ``bench-2``,
+``vllm-bench-2``... Then ``kairos sim`` runs the same slice with the profile given (measured by
 ``kairos profile`` on this engine), and again with that profile refitted on the steps the run
 itself timed while serving (``kairos profile --from-steps``: the engine under load, each pair's
 own run; "sim in-situ"), and with the other pair's refit ("sim cross-fit": the engine from a run
@@ -36,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from client_check import check_run, print_check  # benchmarks/, this script's folder
+from client_check import check_run, client_folder, print_check  # benchmarks/, this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_POLICY = {"vllm": "fcfs"}  # vLLM's default scheduling is FCFS + continuous batching
@@ -86,15 +89,22 @@ def slice_args(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
-def run_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, Any]:
+def run_bench(args: argparse.Namespace, url: str, out: Path, round_: int = 1) -> dict[str, Any]:
+    """``kairos bench`` on the slice; a later round draws other prompt words (seed + round -
+    1), so that it finds nothing of an earlier round in the prefix cache."""
+    seed = args.seed + round_ - 1
     cmd = [sys.executable, "-m", "kairos.cli", "bench", "--url", url, *slice_args(args),
-           "--out", str(out), "--quiet", "--seed", str(args.seed)]  # fmt: skip
+           "--out", str(out), "--quiet", "--seed", str(seed)]  # fmt: skip
     subprocess.run(cmd, check=True)
     return json.loads((out / "summary.json").read_text())
 
 
-def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, Any]:
-    """vLLM's client on the same slice: timestamps and lengths from the selected trace."""
+def run_vllm_bench(
+    args: argparse.Namespace, url: str, out: Path, round_: int = 1
+) -> dict[str, Any]:
+    """vLLM's client on the same slice: timestamps and lengths from the selected trace. A later
+    round names other chunks, so that it finds nothing of an earlier round in the prefix
+    cache."""
     sys.path.insert(0, str(ROOT))
     from kairos.commands.workload import trace_slice
 
@@ -108,12 +118,14 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
     dataset = out / "timed_trace.jsonl"
     # vLLM's timed_trace builds each prompt from 16-token chunks named by "hash_ids" (no ids:
     # an empty prompt, which the server rejects); ids unique per request share no prefix, as
-    # kairos bench's prompts do not.
+    # kairos bench's prompts do not. It draws a chunk's tokens seeded by Python's hash() of its
+    # id, so PYTHONHASHSEED makes the prompts reproducible.
+    offset = (round_ - 1) * 10**7
     with open(dataset, "w") as f:
         for i, (t, n_in, n_out) in enumerate(
             zip(trace.arrivals, trace.input_tokens, trace.output_tokens, strict=True)
         ):
-            chunks = [i * 1000 + k for k in range(-(-int(n_in) // 16))]
+            chunks = [offset + i * 1000 + k for k in range(-(-int(n_in) // 16))]
             row = {"timestamp": float(t), "input_length": int(n_in),
                    "output_length": int(n_out), "hash_ids": chunks}  # fmt: skip
             f.write(json.dumps(row) + "\n")
@@ -134,7 +146,8 @@ def run_vllm_bench(args: argparse.Namespace, url: str, out: Path) -> dict[str, A
         "--result-filename", "vllm-bench.json",
         "--disable-tqdm", "--seed", str(args.seed),
     ]  # fmt: skip
-    subprocess.run(cmd, check=True)
+    env = {**os.environ, "PYTHONHASHSEED": str(args.seed + round_ - 1)}
+    subprocess.run(cmd, check=True, env=env)
     return json.loads((out / "vllm-bench.json").read_text())
 
 
@@ -209,6 +222,11 @@ def main() -> int:
     p.add_argument("--kv-connector", default="storage")
     p.add_argument("--threads-bind", default="0;1")
     p.add_argument("--no-vllm-bench", action="store_true", help="skip the vLLM client check")
+    p.add_argument(
+        "--clients", default="kairos,vllm",
+        help="the clients the first pair's server replays the slice with, in this order (each "
+        "later round of a client draws other prompts); the other pairs run kairos bench once",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--noise-seeds", type=int, default=8,
@@ -222,6 +240,11 @@ def main() -> int:
     rows: list[tuple[str, str, dict[str, Any]]] = []
     checks: dict[str, dict[str, dict[str, Any]]] = {}
     pairs = args.pairs.split(",")
+    clients = args.clients.split(",")
+    if args.no_vllm_bench:
+        clients = [c for c in clients if c != "vllm"]
+    if "kairos" not in clients or not set(clients) <= {"kairos", "vllm"}:
+        p.error(f"--clients {args.clients}: a list of kairos and vllm, with kairos at least once")
     for k, pair in enumerate(pairs):
         out = run_dir(args, pair)
         if args.sim_only:  # the run is already in OUT: read it back
@@ -233,14 +256,20 @@ def main() -> int:
             proc, url = start_server(args, pair, out / "serve.log")
             windows = {}  # each client's time on the server, for client_check.py
             try:
-                since = time.time()
-                rows.append((pair, "real", run_bench(args, url, out / "bench")))
-                windows["kairos bench"] = (since, time.time())
-                if k == 0 and not args.no_vllm_bench:
+                rounds = {"kairos": 0, "vllm": 0}
+                for client in clients if k == 0 else ["kairos"]:
+                    rounds[client] += 1
+                    n = rounds[client]
+                    name = f"{client} bench" + (f" #{n}" if n > 1 else "")
+                    folder = out / client_folder(f"{client} bench", n)
                     since = time.time()
-                    vb = run_vllm_bench(args, url, out / "vllm-bench")
-                    windows["vllm bench"] = (since, time.time())
-                    rows.append((pair, "vllm-bench", _from_vllm_bench(vb)))
+                    if client == "kairos":
+                        row = run_bench(args, url, folder, n)
+                    else:
+                        row = _from_vllm_bench(run_vllm_bench(args, url, folder, n))
+                    windows[name] = (since, time.time())
+                    source = "real" if client == "kairos" else "vllm-bench"
+                    rows.append((pair, source + (f" #{n}" if n > 1 else ""), row))
             finally:
                 stop_server(proc)
                 (out / "clients.json").write_text(json.dumps(windows))

@@ -108,3 +108,25 @@ def test_a_request_that_failed_mid_stream_misses_on_the_client_side(
     check = cc.check_run(run, 1.0, 0.15)["kairos bench"]
     assert check["client"]["ttft"] == 50.0
     assert check["proxy"]["ttft"] == 100.0
+
+
+def test_a_second_round_is_checked_against_its_own_window(tmp_path: Path, cc: ModuleType) -> None:
+    """Two rounds of kairos bench on one server: each is read from its own folder and held
+    against the proxy's lines of its own window, not the other round's."""
+    run = tmp_path / "run"
+    hops = [_hop(100.0, 100.5, 100.9, 20), _hop(300.0, 302.0, 302.4, 20)]
+    _write_jsonl(run / "hops.jsonl", hops)
+    _write_jsonl(run / "bench" / "requests.jsonl", [_kairos_row(0.0, 20, 5, 0.5, 0.1)])
+    _write_jsonl(run / "bench-2" / "requests.jsonl", [_kairos_row(0.0, 20, 5, 2.0, 0.1)])
+    windows = {"kairos bench": [99.0, 200.0], "kairos bench #2": [299.0, 400.0]}
+    (run / "clients.json").write_text(json.dumps(windows))
+    checks = cc.check_run(run, 1.0, 0.15)
+    assert checks["kairos bench"]["proxy"]["ttft"] == 100.0
+    assert checks["kairos bench #2"]["proxy"]["ttft"] == 0.0
+    assert checks["kairos bench #2"]["mean_ttft_gap_ms"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["curl", "vllm bench #1", "vllm bench #x", "kairos bench #"])
+def test_an_unknown_client_run_is_named(cc: ModuleType, name: str) -> None:
+    with pytest.raises(ValueError, match="unknown client run"):
+        cc.client_round(name)
