@@ -227,6 +227,11 @@ def client_round(name: str) -> tuple[str, int]:
     return client, int(n) if n else 1
 
 
+def client_run(client: str, round_: int) -> str:
+    """The name ``clients.json`` keys a client's round by: the inverse of ``client_round``."""
+    return client if round_ == 1 else f"{client} #{round_}"
+
+
 def client_folder(client: str, round_: int) -> str:
     """The folder of a client's round in a run: ``bench``, ``bench-2``, ..."""
     base = CLIENTS[client][0]

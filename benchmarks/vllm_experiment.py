@@ -39,7 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from client_check import check_run, client_folder, print_check  # benchmarks/, this script's folder
+# client_check is benchmarks/client_check.py, beside this script
+from client_check import check_run, client_folder, client_run, print_check
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_POLICY = {"vllm": "fcfs"}  # vLLM's default scheduling is FCFS + continuous batching
@@ -257,19 +258,19 @@ def main() -> int:
             windows = {}  # each client's time on the server, for client_check.py
             try:
                 rounds = {"kairos": 0, "vllm": 0}
-                for client in clients if k == 0 else ["kairos"]:
-                    rounds[client] += 1
-                    n = rounds[client]
-                    name = f"{client} bench" + (f" #{n}" if n > 1 else "")
-                    folder = out / client_folder(f"{client} bench", n)
+                for short in clients if k == 0 else ["kairos"]:
+                    rounds[short] += 1
+                    n, client = rounds[short], f"{short} bench"
+                    folder = out / client_folder(client, n)
                     since = time.time()
-                    if client == "kairos":
-                        row = run_bench(args, url, folder, n)
+                    if short == "kairos":
+                        row, source = run_bench(args, url, folder, n), "real"
                     else:
-                        row = _from_vllm_bench(run_vllm_bench(args, url, folder, n))
+                        vb = run_vllm_bench(args, url, folder, n)
+                        row, source = _from_vllm_bench(vb), "vllm-bench"
+                    name = client_run(client, n)
                     windows[name] = (since, time.time())
-                    source = "real" if client == "kairos" else "vllm-bench"
-                    rows.append((pair, source + (f" #{n}" if n > 1 else ""), row))
+                    rows.append((pair, name.replace(client, source), row))
             finally:
                 stop_server(proc)
                 (out / "clients.json").write_text(json.dumps(windows))

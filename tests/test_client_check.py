@@ -126,6 +126,12 @@ def test_a_second_round_is_checked_against_its_own_window(tmp_path: Path, cc: Mo
     assert checks["kairos bench #2"]["mean_ttft_gap_ms"] == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("client", ["kairos bench", "vllm bench"])
+@pytest.mark.parametrize("round_", [1, 2, 12])
+def test_a_client_runs_name_reads_back(cc: ModuleType, client: str, round_: int) -> None:
+    assert cc.client_round(cc.client_run(client, round_)) == (client, round_)
+
+
 @pytest.mark.parametrize("name", ["curl", "vllm bench #1", "vllm bench #x", "kairos bench #"])
 def test_an_unknown_client_run_is_named(cc: ModuleType, name: str) -> None:
     with pytest.raises(ValueError, match="unknown client run"):
